@@ -1,0 +1,1 @@
+"""Shared building blocks of the tombstone pipeline: settings, Kafka, telemetry, messages."""

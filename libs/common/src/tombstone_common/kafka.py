@@ -1,0 +1,129 @@
+"""Kafka clients configured once for every service.
+
+:func:`producer_config` and :func:`consumer_config` hold the settings this pipeline relies on
+(idempotent producer, manual commits); :class:`AsyncProducer` turns delivery reports into
+awaitables so asyncio code can wait for a record to be durably on the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka.admin import AdminClient
+from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
+
+from tombstone_common.settings import KafkaSettings
+
+Headers = Sequence[tuple[str, bytes]]
+
+
+def producer_config(settings: KafkaSettings, **extra: Any) -> dict[str, Any]:
+    return {
+        **settings.kafka_client_config(),
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 5,
+        **extra,
+    }
+
+
+def consumer_config(settings: KafkaSettings, group_id: str, **extra: Any) -> dict[str, Any]:
+    return {
+        **settings.kafka_client_config(),
+        "group.id": group_id,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "partition.assignment.strategy": "cooperative-sticky",
+        **extra,
+    }
+
+
+class DeliveryFailed(Exception):
+    pass
+
+
+class AsyncProducer:
+    """An idempotent producer whose :meth:`send` resolves once the broker acknowledged."""
+
+    def __init__(self, settings: KafkaSettings, **extra: Any) -> None:
+        self._producer = Producer(producer_config(settings, **extra))
+        self._closed = threading.Event()
+        self._poller = threading.Thread(target=self._poll, name="kafka-producer-poll", daemon=True)
+        self._poller.start()
+
+    def _poll(self) -> None:
+        while not self._closed.is_set():
+            self._producer.poll(0.1)
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | str | None = None,
+        headers: Headers | None = None,
+    ) -> Message:
+        loop = asyncio.get_running_loop()
+        delivered: asyncio.Future[Message] = loop.create_future()
+
+        def on_delivery(error: KafkaError | None, message: Message) -> None:
+            loop.call_soon_threadsafe(_settle, delivered, error, message)
+
+        while True:
+            try:
+                self._producer.produce(
+                    topic, value=value, key=key, headers=list(headers or ()), on_delivery=on_delivery
+                )
+                break
+            except BufferError:  # local queue full: let deliveries drain, then try again
+                await asyncio.sleep(0.05)
+        return await delivered
+
+    def flush(self, timeout: float = 30.0) -> int:
+        """Wait for queued records; returns how many are still undelivered."""
+        return self._producer.flush(timeout)
+
+    def close(self, timeout: float = 10.0) -> None:
+        self.flush(timeout)
+        self._closed.set()
+        self._poller.join(timeout)
+
+
+def _settle(future: asyncio.Future[Message], error: KafkaError | None, message: Message) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(DeliveryFailed(str(error)))
+    else:
+        future.set_result(message)
+
+
+class BrokerUnavailable(Exception):
+    pass
+
+
+def wait_for_broker(settings: KafkaSettings, timeout: float) -> AdminClient:
+    """Return an admin client once the cluster answers, retrying with backoff up to ``timeout``."""
+    admin = AdminClient(settings.kafka_client_config())
+
+    @retry(
+        retry=retry_if_exception_type(KafkaException),
+        wait=wait_exponential(multiplier=0.25, max=2),
+        stop=stop_after_delay(timeout),
+        reraise=True,
+    )
+    def probe() -> None:
+        admin.list_topics(timeout=2)
+
+    try:
+        probe()
+    except KafkaException as exc:
+        raise BrokerUnavailable(
+            f"no Kafka broker answered at {settings.kafka_bootstrap_servers} within "
+            f"{timeout:.0f}s ({exc.args[0].str() if exc.args else exc})"
+        ) from None
+    return admin

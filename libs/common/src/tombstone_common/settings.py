@@ -1,0 +1,110 @@
+"""Configuration read from the environment, shared by every service.
+
+Field names spell out the environment variable (``kafka_bootstrap_servers`` is read from
+``KAFKA_BOOTSTRAP_SERVERS``), so the README's configuration table and ``.env.example`` map
+one-to-one onto these classes. A service composes the mixins it needs and loads them with
+:func:`load_settings`, which turns a validation failure into one readable line and exit code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Literal, NoReturn
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+
+class BaseServiceSettings(BaseSettings):
+    """Common loader behaviour: environment first, then an optional ``.env`` file."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Log level of the service."
+    )
+    log_format: Literal["auto", "json", "console"] = Field(
+        "auto", description="`json` lines, `console` text, or `auto` (console on a terminal)."
+    )
+
+
+class KafkaSettings(BaseServiceSettings):
+    kafka_bootstrap_servers: str = Field(
+        description="Broker list, `host:port[,host:port…]` (required)."
+    )
+    kafka_security_protocol: SecurityProtocol = Field(
+        "PLAINTEXT", description="`PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`."
+    )
+    kafka_sasl_mechanism: SaslMechanism | None = Field(
+        None, description="SASL mechanism when the protocol is `SASL_*`."
+    )
+    kafka_sasl_username: str | None = Field(None, description="SASL user name.")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password.")
+
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _check_servers(cls, value: str) -> str:
+        servers = [s.strip() for s in value.split(",") if s.strip()]
+        if not servers:
+            raise ValueError("must list at least one host:port")
+        for server in servers:
+            host, sep, port = server.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{server!r} is not host:port")
+        return ",".join(servers)
+
+    def kafka_client_config(self) -> dict[str, str]:
+        """librdkafka settings common to producers, consumers and admin clients."""
+        config = {
+            "bootstrap.servers": self.kafka_bootstrap_servers,
+            "security.protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_security_protocol.startswith("SASL"):
+            if not (self.kafka_sasl_mechanism and self.kafka_sasl_username):
+                raise ValueError(
+                    "KAFKA_SASL_MECHANISM and KAFKA_SASL_USERNAME are required with SASL"
+                )
+            config["sasl.mechanism"] = self.kafka_sasl_mechanism
+            config["sasl.username"] = self.kafka_sasl_username
+            if self.kafka_sasl_password is not None:
+                config["sasl.password"] = self.kafka_sasl_password.get_secret_value()
+        return config
+
+
+class TopicSettings(BaseServiceSettings):
+    topic_tombstones: str = Field("tombstones", description="Input topic.")
+    topic_processed: str = Field("processed", description="Completion records (compacted).")
+    topic_dlq: str = Field("tombstones.dlq", description="Dead-letter topic for bad input.")
+
+
+class PipelineSettings(KafkaSettings, TopicSettings):
+    """What every service of the pipeline needs: the broker and the topic names."""
+
+
+def _describe(error: dict) -> str:
+    name = ".".join(str(part) for part in error["loc"]).upper() or "configuration"
+    if error["type"] == "missing":
+        return f"{name} is required"
+    return f"{name}: {error['msg']}"
+
+
+def load_settings[S: BaseSettings](cls: type[S], **overrides: object) -> S:
+    """Load ``cls`` from the environment, or exit 2 with one line naming each bad variable."""
+    try:
+        return cls(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(_describe(error) for error in exc.errors())
+        fail(f"invalid configuration: {problems}")
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(code)

@@ -1,0 +1,1 @@
+"""record-processor: consume tombstones, run one durable Resonate workflow per tombstone."""

@@ -1,0 +1,136 @@
+"""Wiring: settings → Kafka clients, Resonate, the intake; and an orderly shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import timedelta
+
+from confluent_kafka.aio import AIOConsumer
+from resonate.connections import LocalConnection
+from resonate.resonate import Resonate
+
+from tombstone_common.kafka import AsyncProducer, consumer_config
+from tombstone_common.logs import get_logger
+from tombstone_processor.dispatcher import Dispatcher
+from tombstone_processor.effects import Publisher
+from tombstone_processor.intake import Intake
+from tombstone_processor.settings import ProcessorSettings
+from tombstone_processor.simulation import SimulatedDeleter
+from tombstone_processor.state import ProcessorState
+from tombstone_processor.workflow import (
+    Dependencies,
+    RetryBackoff,
+    WorkflowConfig,
+    cleanup_tombstone,
+)
+
+log = get_logger(__name__)
+
+LOCAL_TIMER_TICK_SECONDS = 0.1
+
+
+def build_resonate(settings: ProcessorSettings, publisher: Publisher) -> Resonate:
+    common = {
+        "group": settings.resonate_group,
+        "max_concurrent_tasks": settings.processor_max_in_flight,
+        # Steps other than delete_batch (publishing to Kafka) retry until the broker is back.
+        "retry_policy": RetryBackoff(initial=0.5, maximum=30, attempts=1_000_000),
+    }
+    if settings.resonate_url is not None:
+        resonate = Resonate(
+            url=str(settings.resonate_url).rstrip("/"),
+            token=settings.resonate_token.get_secret_value() if settings.resonate_token else None,
+            ttl=timedelta(seconds=settings.resonate_ttl_seconds),
+            subscription_refresh_secs=10,
+            **common,
+        )
+    else:
+        log.warning(
+            "RESONATE_URL is not set: LOCAL MODE, workflows live in this process only and are "
+            "NOT durable; set RESONATE_URL for crash recovery"
+        )
+        resonate = Resonate(
+            network=LocalConnection(
+                group=settings.resonate_group, tick_interval=LOCAL_TIMER_TICK_SECONDS
+            ),
+            subscription_refresh_secs=0,
+            **common,
+        )
+    resonate.register(cleanup_tombstone)
+    config = WorkflowConfig(
+        batch_interval=timedelta(seconds=settings.delete_batch_interval_seconds),
+        retry=RetryBackoff(
+            initial=settings.delete_retry_initial_seconds,
+            maximum=settings.delete_retry_max_seconds,
+            attempts=settings.delete_max_attempts,
+        ),
+        processor=settings.processor_name,
+    )
+    deleter = SimulatedDeleter(settings, settings.processor_name)
+    resonate.with_dependency(Dependencies(config, deleter, publisher))
+    return resonate
+
+
+class Processor:
+    """One processor: a consumer-group member and a Resonate worker in one event loop."""
+
+    def __init__(self, settings: ProcessorSettings) -> None:
+        self.settings = settings
+        self.state = ProcessorState()
+        self.ready = asyncio.Event()
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        settings = self.settings
+        producer = AsyncProducer(settings)
+        publisher = Publisher(producer, settings)
+        resonate = build_resonate(settings, publisher)
+        dispatcher = Dispatcher(resonate, self.state)
+        consumer = AIOConsumer(consumer_config(settings, settings.kafka_consumer_group))
+        intake = Intake(settings, consumer, dispatcher, publisher, self.state)
+        log.info(
+            "processor starting",
+            name=settings.processor_name,
+            mode="durable" if settings.durable else "local",
+            max_in_flight=settings.processor_max_in_flight,
+            topic=settings.topic_tombstones,
+        )
+        self.ready.set()
+        try:
+            await intake.run(stopping)
+        finally:
+            await self._shutdown(intake, dispatcher, consumer, resonate, producer)
+
+    async def _shutdown(
+        self,
+        intake: Intake,
+        dispatcher: Dispatcher,
+        consumer: AIOConsumer,
+        resonate: Resonate,
+        producer: AsyncProducer,
+    ) -> None:
+        grace = self.settings.processor_shutdown_grace_seconds
+        log.info("processor stopping", in_flight=dispatcher.in_flight, grace_seconds=grace)
+        if not self.settings.durable:
+            # Local mode: an unfinished workflow is lost with the process, so finish what
+            # fits in the grace period; the rest is redelivered (its offset stays uncommitted).
+            if not await dispatcher.drain(grace):
+                log.warning("grace period over; unfinished workflows will be redelivered")
+        await intake.commit()
+        dispatcher.abandon()
+        await consumer.close()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(resonate.stop(), timeout=max(grace, 1))
+        await asyncio.to_thread(producer.close)
+        log.info("processor stopped", **_summary(self.state))
+
+
+def _summary(state: ProcessorState) -> dict[str, int]:
+    return {
+        "consumed": state.consumed,
+        "started": state.started,
+        "completed": state.completed,
+        "dead_lettered": state.dead_lettered,
+        "invalid": state.invalid,
+        "failed": state.failed,
+    }

@@ -1,0 +1,81 @@
+"""Processor configuration (environment only)."""
+
+from __future__ import annotations
+
+import socket
+
+from pydantic import AnyHttpUrl, Field, SecretStr, model_validator
+
+from tombstone_common.settings import PipelineSettings
+
+
+class SimulationSettings(PipelineSettings):
+    """The simulated deletion, recognisable from the original example."""
+
+    delete_error_rate: float = Field(
+        0.25, ge=0, le=1, description="Chance that one delete attempt fails (then retried)."
+    )
+    delete_done_rate: float = Field(
+        0.25, ge=0, le=1, description="Chance that a successful batch was the last one."
+    )
+    delete_max_batches: int = Field(
+        100, ge=1, description="Upper bound on batches when the count is random."
+    )
+    delete_batch_interval_seconds: float = Field(
+        5.0, ge=0, description="Durable sleep between two batches."
+    )
+    delete_max_attempts: int = Field(
+        8, ge=1, description="Attempts per batch before the tombstone is dead-lettered."
+    )
+    delete_retry_initial_seconds: float = Field(
+        0.5, ge=0, description="First retry delay; doubles per attempt."
+    )
+    delete_retry_max_seconds: float = Field(10.0, ge=0, description="Retry delay ceiling.")
+    simulation_seed: int | None = Field(
+        None, description="Seed for the random choices; each (id, batch, attempt) draws the same."
+    )
+    delete_ledger_path: str | None = Field(
+        None, description="Append one JSON line per delete attempt to this file (tests, chaos)."
+    )
+
+
+class ProcessorSettings(SimulationSettings):
+    resonate_url: AnyHttpUrl | None = Field(
+        None, description="Resonate server URL; unset = in-process local mode (not durable)."
+    )
+    resonate_token: SecretStr | None = Field(None, description="Bearer token for the server.")
+    resonate_group: str = Field(
+        "tombstone-processors", min_length=1, description="Resonate worker group of processors."
+    )
+    resonate_ttl_seconds: float = Field(
+        15.0, gt=0, description="Task lease; a dead processor's workflows resume after it."
+    )
+    kafka_consumer_group: str = Field(
+        "tombstone-processor", min_length=1, description="Kafka consumer group id."
+    )
+    processor_max_in_flight: int = Field(
+        100, ge=1, le=100_000, description="Workflows in flight per processor; full = paused."
+    )
+    processor_max_record_bytes: int = Field(
+        65536, ge=64, description="Larger tombstone values are dead-lettered."
+    )
+    processor_name: str = Field(
+        default_factory=socket.gethostname,
+        min_length=1,
+        description="Name in `processed` records (default: host name = pod name).",
+    )
+    processor_shutdown_grace_seconds: float = Field(
+        20.0, ge=0, description="On SIGTERM, how long to wait for in-flight work."
+    )
+
+    @model_validator(mode="after")
+    def _retry_delays_ordered(self) -> ProcessorSettings:
+        if self.delete_retry_max_seconds < self.delete_retry_initial_seconds:
+            raise ValueError(
+                "DELETE_RETRY_MAX_SECONDS must be >= DELETE_RETRY_INITIAL_SECONDS"
+            )
+        return self
+
+    @property
+    def durable(self) -> bool:
+        return self.resonate_url is not None

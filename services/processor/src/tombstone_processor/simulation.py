@@ -1,0 +1,88 @@
+"""The simulated deletion: batches that fail at random, and end at random (or after N)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from dataclasses import dataclass
+
+from tombstone_processor.settings import SimulationSettings
+
+
+class DeleteError(Exception):
+    """A transient failure of one delete attempt; Resonate retries it."""
+
+
+@dataclass(frozen=True)
+class Work:
+    """How much work a tombstone takes; ``None`` fields fall back to the settings."""
+
+    batches: int | None = None
+    error_rate: float | None = None
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    done: bool
+    attempts: int
+
+
+class Ledger:
+    """An append-only record of every delete attempt, one JSON line each.
+
+    Lines are written with a single ``write`` on an ``O_APPEND`` descriptor, so several
+    processors can share one file without interleaving.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def record(self, **entry: object) -> None:
+        os.write(self._fd, (json.dumps(entry, separators=(",", ":")) + "\n").encode())
+
+
+class SimulatedDeleter:
+    """Deletes one batch per call. Attempts are counted per durable step until it succeeds."""
+
+    def __init__(self, settings: SimulationSettings, processor: str) -> None:
+        self._settings = settings
+        self._processor = processor
+        self._random = random.Random()
+        self._attempts: dict[str, int] = {}
+        self._ledger = Ledger(settings.delete_ledger_path) if settings.delete_ledger_path else None
+
+    def _rng(self, tombstone_id: str, batch: int, attempt: int) -> random.Random:
+        seed = self._settings.simulation_seed
+        if seed is None:
+            return self._random
+        return random.Random(f"{seed}/{tombstone_id}/{batch}/{attempt}")
+
+    def delete_batch(self, step_id: str, tombstone_id: str, batch: int, work: Work) -> BatchResult:
+        attempt = self._attempts.get(step_id, 0) + 1
+        self._attempts[step_id] = attempt
+        rng = self._rng(tombstone_id, batch, attempt)
+        error_rate = self._settings.delete_error_rate if work.error_rate is None else work.error_rate
+        failed = rng.random() < error_rate
+        if work.batches is not None:
+            done = batch >= work.batches
+        else:
+            done = rng.random() < self._settings.delete_done_rate
+            done = done or batch >= self._settings.delete_max_batches
+        if self._ledger:
+            self._ledger.record(
+                id=tombstone_id,
+                batch=batch,
+                attempt=attempt,
+                ok=not failed,
+                processor=self._processor,
+                pid=os.getpid(),
+                at=time.time(),
+            )
+        if failed:
+            if attempt >= self._settings.delete_max_attempts:
+                del self._attempts[step_id]
+            raise DeleteError(f"batch {batch} of {tombstone_id} failed (attempt {attempt})")
+        del self._attempts[step_id]
+        return BatchResult(done=done, attempts=attempt)

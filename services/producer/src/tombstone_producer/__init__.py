@@ -1,0 +1,1 @@
+"""record-producer: put tombstone ids on the tombstones topic."""

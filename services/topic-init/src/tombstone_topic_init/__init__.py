@@ -1,0 +1,1 @@
+"""setup-topics: create the pipeline's topics, idempotently."""

@@ -1,0 +1,74 @@
+"""Which topics the pipeline needs, and creating the missing ones."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+from pydantic import Field
+
+from tombstone_common.settings import PipelineSettings
+
+
+class TopicInitSettings(PipelineSettings):
+    topic_partitions: int = Field(6, ge=1, le=1000, description="Partitions per topic.")
+    topic_replication_factor: int = Field(1, ge=1, le=10, description="Replicas per partition.")
+    broker_wait_seconds: float = Field(
+        60, gt=0, description="How long setup-topics waits for the broker before failing."
+    )
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    config: dict[str, str] = field(default_factory=dict)
+
+
+def pipeline_topics(settings: TopicInitSettings) -> list[TopicSpec]:
+    return [
+        TopicSpec(settings.topic_tombstones),
+        # Keyed by tombstone id and compacted: a rare duplicate completion record is a no-op
+        # for anyone reading the latest value per id.
+        TopicSpec(settings.topic_processed, {"cleanup.policy": "compact"}),
+        TopicSpec(settings.topic_dlq),
+    ]
+
+
+@dataclass(frozen=True)
+class TopicOutcome:
+    name: str
+    created: bool
+    partitions: int
+
+
+def ensure_topics(admin: AdminClient, settings: TopicInitSettings) -> list[TopicOutcome]:
+    """Create every missing topic; existing ones are left as they are."""
+    specs = pipeline_topics(settings)
+    existing = admin.list_topics(timeout=10).topics
+    missing = [spec for spec in specs if spec.name not in existing]
+    if missing:
+        futures = admin.create_topics(
+            [
+                NewTopic(
+                    spec.name,
+                    num_partitions=settings.topic_partitions,
+                    replication_factor=settings.topic_replication_factor,
+                    config=spec.config,
+                )
+                for spec in missing
+            ],
+            operation_timeout=30,
+        )
+        for future in futures.values():
+            try:
+                future.result()
+            except KafkaException as exc:  # another setup-topics may have won the race
+                if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                    raise
+    created = {spec.name for spec in missing}
+    topics = admin.list_topics(timeout=10).topics
+    return [
+        TopicOutcome(spec.name, spec.name in created, len(topics[spec.name].partitions))
+        for spec in specs
+    ]

@@ -1,0 +1,62 @@
+import pytest
+
+from tombstone_common.settings import KafkaSettings, load_settings
+from tombstone_processor.settings import ProcessorSettings
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # no .env file
+    for name in ("KAFKA_BOOTSTRAP_SERVERS", "RESONATE_URL", "PROCESSOR_MAX_IN_FLIGHT"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_missing_bootstrap_servers_names_the_variable(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        load_settings(KafkaSettings)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "KAFKA_BOOTSTRAP_SERVERS is required" in err
+
+
+@pytest.mark.parametrize(
+    "name,value,expected",
+    [
+        ("KAFKA_BOOTSTRAP_SERVERS", "localhost", "KAFKA_BOOTSTRAP_SERVERS"),
+        ("RESONATE_URL", "not a url", "RESONATE_URL"),
+        ("PROCESSOR_MAX_IN_FLIGHT", "-1", "PROCESSOR_MAX_IN_FLIGHT"),
+        ("DELETE_ERROR_RATE", "1.5", "DELETE_ERROR_RATE"),
+    ],
+)
+def test_bad_values_name_the_variable(monkeypatch, capsys, name, value, expected):
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit):
+        load_settings(ProcessorSettings)
+    err = capsys.readouterr().err
+    assert err.startswith("error: invalid configuration:")
+    assert expected in err
+
+
+def test_sasl_settings_reach_the_client_config(monkeypatch):
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "a:1, b:2")
+    monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
+    monkeypatch.setenv("KAFKA_SASL_USERNAME", "u")
+    monkeypatch.setenv("KAFKA_SASL_PASSWORD", "p")
+    config = load_settings(KafkaSettings).kafka_client_config()
+    assert config == {
+        "bootstrap.servers": "a:1,b:2",
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": "u",
+        "sasl.password": "p",
+    }
+
+
+def test_local_mode_when_resonate_url_is_unset(monkeypatch):
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    assert not load_settings(ProcessorSettings).durable
+    monkeypatch.setenv("RESONATE_URL", "http://127.0.0.1:8001")
+    assert load_settings(ProcessorSettings).durable

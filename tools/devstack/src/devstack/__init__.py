@@ -1,0 +1,1 @@
+"""Local development stack: a Kafka broker, a Resonate server and Jaeger as plain processes."""

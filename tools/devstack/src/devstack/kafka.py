@@ -1,0 +1,161 @@
+"""A single-node Apache Kafka broker (KRaft) from Maven Central jars.
+
+Apache Kafka stands in for Redpanda locally: same wire protocol. The jars are resolved once
+with Maven (downloaded from Maven Central when ``mvn`` is not installed) into a cache folder.
+"""
+
+from __future__ import annotations
+
+import base64
+import shutil
+import subprocess
+import tarfile
+import urllib.request
+import uuid
+from importlib import resources
+from pathlib import Path
+
+from devstack.procs import Managed, StackError, port_open, wait_until
+
+MAVEN_VERSION = "3.9.16"
+MAVEN_URL = (
+    "https://repo1.maven.org/maven2/org/apache/maven/apache-maven/"
+    f"{MAVEN_VERSION}/apache-maven-{MAVEN_VERSION}-bin.tar.gz"
+)
+JVM_OPTIONS = ["-Xms256m", "-Xmx512m", "-XX:TieredStopAtLevel=1", "-Djava.awt.headless=true"]
+
+
+def _resource(name: str) -> str:
+    return resources.files("devstack.resources").joinpath(name).read_text()
+
+
+def java_binary() -> str:
+    java = shutil.which("java")
+    if java is None:
+        raise StackError("Java 17+ is needed for the local Kafka broker (Debian: apt-get install openjdk-17-jre-headless)")
+    return java
+
+
+def _maven(cache: Path) -> str:
+    mvn = shutil.which("mvn")
+    if mvn:
+        return mvn
+    home = cache / f"apache-maven-{MAVEN_VERSION}"
+    if not (home / "bin" / "mvn").exists():
+        print(f"downloading Maven {MAVEN_VERSION} from Maven Central …", flush=True)
+        cache.mkdir(parents=True, exist_ok=True)
+        archive = cache / "maven.tar.gz"
+        urllib.request.urlretrieve(MAVEN_URL, archive)
+        with tarfile.open(archive) as tar:
+            tar.extractall(cache, filter="data")
+        archive.unlink()
+        (home / "bin" / "mvn").chmod(0o755)
+    return str(home / "bin" / "mvn")
+
+
+def ensure_jars(cache: Path) -> Path:
+    """Resolve the broker's jars into ``cache/kafka-libs`` (once) and return that folder."""
+    cache = cache.resolve()
+    libs = cache / "kafka-libs"
+    if any(libs.glob("kafka_2.13-*.jar")):
+        return libs
+    java_binary()
+    work = cache / "kafka-pom"
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "pom.xml").write_text(_resource("kafka-pom.xml"))
+    print("resolving Kafka broker jars from Maven Central (first run only) …", flush=True)
+    partial = cache / "kafka-libs.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    result = subprocess.run(
+        [_maven(cache), "-q", "-B", "-Dstyle.color=never", "dependency:copy-dependencies",
+         "-DincludeScope=runtime", f"-DoutputDirectory={partial}"],
+        cwd=work, capture_output=True, text=True,
+    )
+    if result.returncode != 0:
+        raise StackError(f"resolving Kafka jars failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+    partial.rename(libs)
+    return libs
+
+
+def _cluster_id() -> str:
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+
+
+class KafkaBroker:
+    """One combined broker+controller on loopback, data and logs under ``home``."""
+
+    def __init__(self, home: Path, cache: Path, port: int = 9092, controller_port: int = 9093) -> None:
+        self.home = home.resolve()
+        self.cache = cache.resolve()
+        self.port = port
+        self.controller_port = controller_port
+        self.process = Managed("kafka", home)
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _write_config(self) -> Path:
+        config = self.home / "server.properties"
+        config.write_text(
+            "\n".join([
+                "process.roles=broker,controller",
+                "node.id=1",
+                f"controller.quorum.bootstrap.servers=127.0.0.1:{self.controller_port}",
+                f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+                f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                "controller.listener.names=CONTROLLER",
+                "inter.broker.listener.name=PLAINTEXT",
+                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                f"log.dirs={self.home / 'data'}",
+                "num.partitions=1",
+                "default.replication.factor=1",
+                "min.insync.replicas=1",
+                "offsets.topic.replication.factor=1",
+                "offsets.topic.num.partitions=1",
+                "transaction.state.log.replication.factor=1",
+                "transaction.state.log.min.isr=1",
+                "share.coordinator.state.topic.replication.factor=1",
+                "share.coordinator.state.topic.min.isr=1",
+                "group.initial.rebalance.delay.ms=0",
+                "auto.create.topics.enable=false",
+                "num.network.threads=2",
+                "num.io.threads=2",
+                "log.cleaner.backoff.ms=1000",
+                "",
+            ])
+        )
+        (self.home / "log4j2.xml").write_text(_resource("kafka-log4j2.xml"))
+        return config
+
+    def _java(self, libs: Path, *args: str) -> list[str]:
+        return [
+            java_binary(), *JVM_OPTIONS,
+            f"-Dlog4j2.configurationFile={self.home / 'log4j2.xml'}",
+            f"-Dkafka.logs.dir={self.home / 'logs'}",
+            "-cp", f"{libs}/*", *args,
+        ]
+
+    def start(self, timeout: float = 90.0) -> None:
+        if self.process.running():
+            return
+        libs = ensure_jars(self.cache)
+        self.home.mkdir(parents=True, exist_ok=True)
+        config = self._write_config()
+        if not (self.home / "data" / "meta.properties").exists():
+            subprocess.run(
+                self._java(libs, "kafka.tools.StorageTool", "format", "-t", _cluster_id(),
+                           "-c", str(config), "--standalone", "--ignore-formatted"),
+                check=True, capture_output=True,
+            )
+        self.process.spawn(self._java(libs, "kafka.Kafka", str(config)))
+        try:
+            wait_until(lambda: port_open(self.port), timeout, "kafka", self.process.running)
+        except StackError as exc:
+            raise StackError(f"{exc}\n{self.process.tail()}") from None
+
+    def stop(self) -> None:
+        self.process.stop()
+
+    def kill(self) -> None:
+        self.process.kill()
