@@ -1,0 +1,46 @@
+# The verbs a user types. Every target prepares what it needs (scripts/bootstrap.sh).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV := .venv/bin
+BOOTSTRAP := scripts/bootstrap.sh
+UV := $(shell command -v uv >/dev/null && echo uv || echo python3 -m uv)
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+.PHONY: setup
+setup: ## Install uv, Python deps (.venv) and Java if missing
+	@$(BOOTSTRAP)
+
+.PHONY: demo
+demo: setup ## Run the whole pipeline once as local processes (stops what it started)
+	@$(VENV)/devstack demo
+
+.PHONY: up
+up: setup ## Start Kafka (+ Resonate server if available) and keep it running; writes .env
+	@$(VENV)/devstack up
+
+.PHONY: down
+down: setup ## Stop what `make up` started
+	@$(VENV)/devstack down
+
+.PHONY: status
+status: setup ## Show the local stack
+	@$(VENV)/devstack status
+
+.PHONY: topics
+topics: setup ## Create the topics on the local stack (after `make up`)
+	@$(VENV)/setup-topics
+
+.PHONY: test
+test: setup ## Unit + integration + e2e tests (starts its own broker; Resonate tests need a server binary)
+	@$(VENV)/pytest
+
+.PHONY: test-unit
+test-unit: setup ## Unit tests only (no broker)
+	@$(VENV)/pytest tests/unit
+
+.PHONY: clean
+clean: down ## Stop the stack and delete its data (.stack/)
+	rm -rf .stack

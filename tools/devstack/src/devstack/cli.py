@@ -1,0 +1,67 @@
+"""``devstack``: start, stop and inspect the local stack; run the demo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from devstack.procs import StackError
+from devstack.stack import Stack
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+
+
+def _stack() -> Stack:
+    root = Path.cwd()
+    if not (root / "pyproject.toml").exists():
+        raise typer.BadParameter("run devstack from the repository root")
+    return Stack(root)
+
+
+def _guard(action):
+    try:
+        return action()
+    except StackError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def up() -> None:
+    """Start Kafka (and the Resonate server when a binary is available); write .env."""
+    env = _guard(_stack().up)
+    for name, value in env.items():
+        typer.echo(f"{name}={value}")
+    if "RESONATE_URL" not in env:
+        typer.echo("no resonate binary found: the processor will run in LOCAL mode (not durable)")
+
+
+@app.command()
+def down() -> None:
+    """Stop everything `up` started (data stays in .stack/ until `make clean`)."""
+    _guard(_stack().down)
+    typer.echo("stack stopped")
+
+
+@app.command()
+def status() -> None:
+    """Show what is running."""
+    for name, state in _stack().status().items():
+        typer.echo(f"{name:9} {state}")
+
+
+@app.command()
+def demo(
+    count: Annotated[int, typer.Option("-n", min=1, help="Tombstones to produce.")] = 25,
+    batch_interval: Annotated[float, typer.Option(help="Seconds between batches.")] = 1.0,
+) -> None:
+    """Run the whole pipeline once, show it working, stop what it started."""
+    from devstack.demo import run_demo
+
+    _guard(lambda: run_demo(_stack(), count, batch_interval))
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,91 @@
+"""The Resonate server as a local process, when a ``resonate`` binary is available.
+
+No package registry carries the server, so it is looked up on ``PATH`` or in
+``RESONATE_SERVER_BIN``; without it the processor runs in local (in-process) mode.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import urllib.request
+from pathlib import Path
+
+from devstack.procs import Managed, StackError, wait_until
+
+
+def server_binary() -> str | None:
+    configured = os.environ.get("RESONATE_SERVER_BIN")
+    if configured:
+        if not os.access(configured, os.X_OK):
+            raise StackError(f"RESONATE_SERVER_BIN={configured} is not an executable file")
+        return configured
+    return shutil.which("resonate")
+
+
+HEALTH_PATH = "/health"
+
+
+def serve_args(database: Path, port: int, metrics_port: int, timer_poll_ms: int) -> list[str]:
+    return [
+        "serve",
+        "--server-bind", "127.0.0.1",
+        "--server-port", str(port),
+        "--storage-sqlite-path", str(database),
+        "--observability-metrics-port", str(metrics_port),
+        # how often durable sleeps and expired leases are checked (server default: 1000 ms)
+        "--timeouts-poll-interval", str(timer_poll_ms),
+    ]
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return response.status < 500
+    except OSError:
+        return False
+
+
+class ResonateServer:
+    """One server with a SQLite store under ``home``, API on loopback ``port``."""
+
+    def __init__(
+        self,
+        home: Path,
+        port: int = 8001,
+        metrics_port: int = 9091,
+        timer_poll_ms: int = 200,
+        binary: str | None = None,
+    ) -> None:
+        self.home = home.resolve()
+        self.port = port
+        self.metrics_port = metrics_port
+        self.timer_poll_ms = timer_poll_ms
+        self.binary = binary or server_binary()
+        self.process = Managed("resonate", self.home)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def argv(self) -> list[str]:
+        if self.binary is None:
+            raise StackError("no resonate binary on PATH or in RESONATE_SERVER_BIN")
+        database = self.home / "resonate.db"
+        return [self.binary, *serve_args(database, self.port, self.metrics_port, self.timer_poll_ms)]
+
+    def start(self, timeout: float = 30.0) -> None:
+        if self.process.running():
+            return
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.process.spawn(self.argv(), cwd=self.home)
+        try:
+            wait_until(lambda: _answers(self.url + HEALTH_PATH), timeout, "resonate", self.process.running)
+        except StackError as exc:
+            raise StackError(f"{exc}\n{self.process.tail()}") from None
+
+    def stop(self) -> None:
+        self.process.stop()
+
+    def kill(self) -> None:
+        self.process.kill()

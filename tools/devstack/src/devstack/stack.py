@@ -1,0 +1,68 @@
+"""The local stack as a whole: which components run, where, and the environment they imply."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from devstack.kafka import KafkaBroker
+from devstack.resonate import ResonateServer, server_binary
+
+ENV_HEADER = "# written by `devstack up` for the local stack; delete it to stop this\n"
+
+
+@dataclass
+class Stack:
+    root: Path  # the repository
+
+    @property
+    def home(self) -> Path:
+        return self.root / ".stack"
+
+    @property
+    def cache(self) -> Path:
+        return self.root / ".cache"
+
+    @property
+    def kafka(self) -> KafkaBroker:
+        return KafkaBroker(self.home / "kafka", self.cache, port=9092, controller_port=9093)
+
+    @property
+    def resonate(self) -> ResonateServer | None:
+        binary = server_binary()
+        return ResonateServer(self.home / "resonate", binary=binary) if binary else None
+
+    def up(self) -> dict[str, str]:
+        self.kafka.start()
+        env = {"KAFKA_BOOTSTRAP_SERVERS": self.kafka.bootstrap_servers}
+        if self.resonate is not None:
+            self.resonate.start()
+            env["RESONATE_URL"] = self.resonate.url
+        self._write_env(env)
+        return env
+
+    def down(self) -> None:
+        if self.resonate is not None:
+            self.resonate.stop()
+        self.kafka.stop()
+        env_file = self.root / ".env"
+        if env_file.exists() and env_file.read_text().startswith(ENV_HEADER):
+            env_file.unlink()
+
+    def status(self) -> dict[str, str]:
+        resonate = self.resonate
+        return {
+            "kafka": f"running on {self.kafka.bootstrap_servers}" if self.kafka.process.running() else "stopped",
+            "resonate": (
+                "no binary (processor runs in local mode)"
+                if resonate is None
+                else f"running on {resonate.url}" if resonate.process.running() else "stopped"
+            ),
+        }
+
+    def _write_env(self, env: dict[str, str]) -> None:
+        """Point ``uv run record-…`` at the stack via ``.env`` unless the user wrote their own."""
+        env_file = self.root / ".env"
+        if env_file.exists() and not env_file.read_text().startswith(ENV_HEADER):
+            return
+        env_file.write_text(ENV_HEADER + "".join(f"{k}={v}\n" for k, v in env.items()))
