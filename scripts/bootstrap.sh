@@ -27,7 +27,7 @@ find_uv() {
   local python; python=$(command -v python3 || true)
   if [ -n "$python" ] && ! "$python" -m uv --version >/dev/null 2>&1; then
     log "installing uv (pip install --user uv)"
-    "$python" -m pip install --quiet --user uv >&2 || "$python" -m pip install --quiet --user --break-system-packages uv >&2
+    "$python" -m pip install --quiet --user uv >&2 2>/dev/null || "$python" -m pip install --quiet --user --break-system-packages uv >&2
   fi
   if [ -n "$python" ] && "$python" -m uv --version >/dev/null 2>&1; then echo "$python -m uv"; return; fi
   log "uv is needed: https://docs.astral.sh/uv/getting-started/installation/"; exit 1
@@ -56,6 +56,6 @@ if [ ! -x .venv/bin/python ] || [ uv.lock -nt .venv/.synced ] || [ pyproject.tom
     PY=3.12
   fi
   log "syncing .venv from uv.lock (python: $PY)"
-  $UV sync --frozen --python "$PY" >&2
+  $UV sync --quiet --frozen --python "$PY" >&2
   touch .venv/.synced
 fi

@@ -20,6 +20,7 @@ FAST = {
     "delete_error_rate": 0,
     "simulation_seed": 1,
     "processor_shutdown_grace_seconds": 5,
+    "processor_http_port": 0,
 }
 
 

@@ -8,6 +8,7 @@ awaitables so asyncio code can wait for a record to be durably on the broker.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -21,9 +22,17 @@ from tombstone_common.settings import KafkaSettings
 Headers = Sequence[tuple[str, bytes]]
 
 
+# librdkafka's own log lines go through Python logging (same format as ours), not raw stderr.
+CLIENT_LOGGER = logging.getLogger("librdkafka")
+
+
+def client_config(settings: KafkaSettings, **extra: Any) -> dict[str, Any]:
+    return {**settings.kafka_client_config(), "logger": CLIENT_LOGGER, **extra}
+
+
 def producer_config(settings: KafkaSettings, **extra: Any) -> dict[str, Any]:
     return {
-        **settings.kafka_client_config(),
+        **client_config(settings),
         "enable.idempotence": True,
         "acks": "all",
         "linger.ms": 5,
@@ -33,7 +42,7 @@ def producer_config(settings: KafkaSettings, **extra: Any) -> dict[str, Any]:
 
 def consumer_config(settings: KafkaSettings, group_id: str, **extra: Any) -> dict[str, Any]:
     return {
-        **settings.kafka_client_config(),
+        **client_config(settings),
         "group.id": group_id,
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
@@ -108,7 +117,8 @@ class BrokerUnavailable(Exception):
 
 def wait_for_broker(settings: KafkaSettings, timeout: float) -> AdminClient:
     """Return an admin client once the cluster answers, retrying with backoff up to ``timeout``."""
-    admin = AdminClient(settings.kafka_client_config())
+    # Quiet while probing: "connection refused" is expected until the broker is up.
+    admin = AdminClient(client_config(settings, log_level=2))
 
     @retry(
         retry=retry_if_exception_type(KafkaException),

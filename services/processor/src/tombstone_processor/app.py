@@ -6,14 +6,18 @@ import asyncio
 import contextlib
 from datetime import timedelta
 
+import aiohttp
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
 from confluent_kafka.aio import AIOConsumer
 from resonate.connections import LocalConnection
 from resonate.resonate import Resonate
 
-from tombstone_common.kafka import AsyncProducer, consumer_config
+from tombstone_common.kafka import AsyncProducer, client_config, consumer_config
 from tombstone_common.logs import get_logger
 from tombstone_processor.dispatcher import Dispatcher
 from tombstone_processor.effects import Publisher
+from tombstone_processor.http import Check, HealthServer
 from tombstone_processor.intake import Intake
 from tombstone_processor.settings import ProcessorSettings
 from tombstone_processor.simulation import SimulatedDeleter
@@ -72,6 +76,34 @@ def build_resonate(settings: ProcessorSettings, publisher: Publisher) -> Resonat
     return resonate
 
 
+def readiness_checks(settings: ProcessorSettings, state: ProcessorState) -> dict[str, Check]:
+    """What /readyz asks: can we reach the broker and the Resonate server, did we join the group."""
+    admin = AdminClient(client_config(settings))
+
+    async def broker() -> str | None:
+        try:
+            await asyncio.to_thread(admin.list_topics, settings.topic_tombstones, timeout=2)
+        except KafkaException as exc:
+            return f"broker unreachable: {exc.args[0].str()}"
+        return None
+
+    async def resonate() -> str | None:
+        if settings.resonate_url is None:
+            return None
+        url = str(settings.resonate_url).rstrip("/") + "/ready"
+        try:
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
+                async with session.get(url) as response:
+                    return None if response.status == 200 else f"resonate answered {response.status}"
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return f"resonate unreachable: {exc!r}"
+
+    async def consumer() -> str | None:
+        return None if state.joined else "consumer has not joined the group yet"
+
+    return {"broker": broker, "resonate": resonate, "consumer": consumer}
+
+
 class Processor:
     """One processor: a consumer-group member and a Resonate worker in one event loop."""
 
@@ -88,6 +120,9 @@ class Processor:
         dispatcher = Dispatcher(resonate, self.state)
         consumer = AIOConsumer(consumer_config(settings, settings.kafka_consumer_group))
         intake = Intake(settings, consumer, dispatcher, publisher, self.state)
+        http = HealthServer(self.state, readiness_checks(settings, self.state), settings.processor_http_port)
+        if settings.processor_http_port:
+            await http.start()
         log.info(
             "processor starting",
             name=settings.processor_name,
@@ -100,6 +135,7 @@ class Processor:
             await intake.run(stopping)
         finally:
             await self._shutdown(intake, dispatcher, consumer, resonate, producer)
+            await http.stop()
 
     async def _shutdown(
         self,

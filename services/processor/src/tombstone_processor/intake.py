@@ -194,6 +194,7 @@ class Intake:
     # ── rebalances (called by the consumer, on the event loop) ──────────────
 
     async def _on_assign(self, consumer: AIOConsumer, partitions: list[TopicPartition]) -> None:
+        self._state.joined = True
         for tp in partitions:
             self._partitions[(tp.topic, tp.partition)] = PartitionOffsets()
             self._state.assigned.add((tp.topic, tp.partition))

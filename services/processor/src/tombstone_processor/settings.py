@@ -64,6 +64,9 @@ class ProcessorSettings(SimulationSettings):
         min_length=1,
         description="Name in `processed` records (default: host name = pod name).",
     )
+    processor_http_port: int = Field(
+        8080, ge=0, le=65535, description="Port of /healthz, /readyz and /metrics (0 = off)."
+    )
     processor_shutdown_grace_seconds: float = Field(
         20.0, ge=0, description="On SIGTERM, how long to wait for in-flight work."
     )

@@ -20,6 +20,7 @@ class ProcessorState:
     paused: bool = False
     pauses: int = 0
     assigned: set[tuple[str, int]] = field(default_factory=set)
+    joined: bool = False  # the consumer has received its (possibly empty) first assignment
 
     def workflow_started(self) -> None:
         self.started += 1

@@ -19,7 +19,7 @@ from devstack.stack import Stack
 from tombstone_common.messages import ProcessedRecord
 
 DEADLINE_SECONDS = 300
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 110)
 
 
 def _run(argv: list[str], env: dict[str, str]) -> str:
@@ -107,12 +107,11 @@ def _follow(bootstrap: str, prefix: str, count: int, processor: Managed) -> list
                 continue
             record = ProcessedRecord.model_validate_json(message.value())
             seen.append((message.offset(), record))
-            retries = record.attempts - record.batches
             console.print(
-                f"[green]✓[/green] {len(seen):>3}/{count} {record.id}  "
+                f"[green]✓[/green] done {len(seen):>3}/{count}  {record.id}  "
                 f"tombstones p{record.source.partition}@{record.source.offset} → "
                 f"processed p{message.partition()}@{message.offset()}  "
-                f"batches={record.batches} retries={retries}"
+                f"batches={record.batches} retries={record.attempts - record.batches}"
             )
     finally:
         consumer.close()
@@ -122,7 +121,7 @@ def _follow(bootstrap: str, prefix: str, count: int, processor: Managed) -> list
 def _summarise(records: list[tuple[int, ProcessedRecord]]) -> None:
     table = Table(title="completion order vs. production order")
     for column in ("done #", "produced #", "id", "input", "batches", "retries", "seconds"):
-        table.add_column(column, justify="right" if column != "id" else "left")
+        table.add_column(column, justify="left" if column == "id" else "right", no_wrap=True)
     overtaken = 0
     for rank, (_, record) in enumerate(records, start=1):
         produced = int(record.id.rsplit("-", 1)[1])

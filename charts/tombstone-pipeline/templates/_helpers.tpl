@@ -1,0 +1,201 @@
+{{/* Chart name, truncated to the DNS label limit. */}}
+{{- define "tombstone-pipeline.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Release-scoped base name of every object. */}}
+{{- define "tombstone-pipeline.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Name of one component's objects: (dict "ctx" $ "component" "processor"). */}}
+{{- define "tombstone-pipeline.componentName" -}}
+{{- printf "%s-%s" (include "tombstone-pipeline.fullname" .ctx | trunc 45 | trimSuffix "-") .component -}}
+{{- end -}}
+
+{{- define "tombstone-pipeline.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Selector labels of one component: (dict "ctx" $ "component" "processor"). */}}
+{{- define "tombstone-pipeline.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "tombstone-pipeline.name" .ctx }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{/* All labels of one component: (dict "ctx" $ "component" "processor"). */}}
+{{- define "tombstone-pipeline.labels" -}}
+helm.sh/chart: {{ include "tombstone-pipeline.chart" .ctx }}
+{{ include "tombstone-pipeline.selectorLabels" . }}
+app.kubernetes.io/part-of: {{ include "tombstone-pipeline.name" .ctx }}
+app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
+{{- with .ctx.Chart.AppVersion }}
+app.kubernetes.io/version: {{ . | quote }}
+{{- end }}
+{{- with .ctx.Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* Image of one of the pipeline's services: (dict "ctx" $ "name" "processor"). */}}
+{{- define "tombstone-pipeline.image" -}}
+{{- $images := .ctx.Values.images -}}
+{{- $repository := index $images .name -}}
+{{- $tag := default .ctx.Chart.AppVersion $images.tag -}}
+{{- if $images.registry -}}
+{{- printf "%s/%s:%s" (trimSuffix "/" $images.registry) $repository $tag -}}
+{{- else -}}
+{{- printf "%s:%s" $repository $tag -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Pod securityContext: the chart-wide one, with per-image user overrides
+     (dict "ctx" $ "override" (dict "runAsUser" 101)). */}}
+{{- define "tombstone-pipeline.podSecurityContext" -}}
+{{- $ctx := merge (deepCopy (default dict .override)) (deepCopy .ctx.Values.podSecurityContext) -}}
+{{- toYaml $ctx -}}
+{{- end -}}
+
+{{- define "tombstone-pipeline.containerSecurityContext" -}}
+{{- toYaml .Values.containerSecurityContext -}}
+{{- end -}}
+
+{{/* Pod spec fields every pod of the chart shares. */}}
+{{- define "tombstone-pipeline.podCommon" -}}
+enableServiceLinks: false
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/* ---- addresses ------------------------------------------------------------------------ */}}
+
+{{- define "tombstone-pipeline.redpandaName" -}}
+{{- include "tombstone-pipeline.componentName" (dict "ctx" . "component" "redpanda") -}}
+{{- end -}}
+
+{{- define "tombstone-pipeline.bootstrapServers" -}}
+{{- if .Values.kafka.bootstrapServers -}}
+{{- .Values.kafka.bootstrapServers -}}
+{{- else if .Values.redpanda.enabled -}}
+{{- printf "%s.%s.svc:%d" (include "tombstone-pipeline.redpandaName" .) .Release.Namespace (int .Values.redpanda.kafkaPort) -}}
+{{- else -}}
+{{- fail "kafka.bootstrapServers is required when redpanda.enabled=false" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "tombstone-pipeline.resonateName" -}}
+{{- include "tombstone-pipeline.componentName" (dict "ctx" . "component" "resonate") -}}
+{{- end -}}
+
+{{- define "tombstone-pipeline.resonateUrl" -}}
+{{- if .Values.resonate.enabled -}}
+{{- printf "http://%s.%s.svc:%d" (include "tombstone-pipeline.resonateName" .) .Release.Namespace (int .Values.resonate.port) -}}
+{{- else if .Values.resonate.url -}}
+{{- .Values.resonate.url -}}
+{{- else -}}
+{{- fail "resonate.url is required when resonate.enabled=false (the processor must not run in local mode in a cluster)" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "tombstone-pipeline.jaegerName" -}}
+{{- include "tombstone-pipeline.componentName" (dict "ctx" . "component" "jaeger") -}}
+{{- end -}}
+
+{{- define "tombstone-pipeline.otelEndpoint" -}}
+{{- if .Values.otel.endpoint -}}
+{{- .Values.otel.endpoint -}}
+{{- else if .Values.jaeger.enabled -}}
+{{- printf "http://%s.%s.svc:4318" (include "tombstone-pipeline.jaegerName" .) .Release.Namespace -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "tombstone-pipeline.saslSecretName" -}}
+{{- default (include "tombstone-pipeline.componentName" (dict "ctx" . "component" "kafka-sasl")) .Values.kafka.sasl.existingSecret -}}
+{{- end -}}
+
+{{- define "tombstone-pipeline.saslEnabled" -}}
+{{- if hasPrefix "SASL" .Values.kafka.securityProtocol }}true{{ end -}}
+{{- end -}}
+
+{{/* Environment every pipeline workload gets: (dict "ctx" $ "service" "processor"). */}}
+{{- define "tombstone-pipeline.pipelineEnv" -}}
+{{- $v := .ctx.Values -}}
+- name: KAFKA_BOOTSTRAP_SERVERS
+  value: {{ include "tombstone-pipeline.bootstrapServers" .ctx | quote }}
+- name: KAFKA_SECURITY_PROTOCOL
+  value: {{ $v.kafka.securityProtocol | quote }}
+{{- if include "tombstone-pipeline.saslEnabled" .ctx }}
+- name: KAFKA_SASL_MECHANISM
+  value: {{ required "kafka.sasl.mechanism is required with SASL" $v.kafka.sasl.mechanism | quote }}
+- name: KAFKA_SASL_USERNAME
+  value: {{ required "kafka.sasl.username is required with SASL" $v.kafka.sasl.username | quote }}
+- name: KAFKA_SASL_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "tombstone-pipeline.saslSecretName" .ctx }}
+      key: {{ $v.kafka.sasl.passwordKey }}
+{{- end }}
+- name: TOPIC_TOMBSTONES
+  value: {{ $v.topics.tombstones | quote }}
+- name: TOPIC_PROCESSED
+  value: {{ $v.topics.processed | quote }}
+- name: TOPIC_DLQ
+  value: {{ $v.topics.dlq | quote }}
+- name: LOG_LEVEL
+  value: {{ $v.log.level | quote }}
+- name: LOG_FORMAT
+  value: {{ $v.log.format | quote }}
+- name: POD_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+- name: OTEL_SERVICE_NAME
+  value: {{ .service | quote }}
+- name: OTEL_RESOURCE_ATTRIBUTES
+  value: {{ printf "service.namespace=%s,k8s.namespace.name=%s,k8s.pod.name=$(POD_NAME)" (include "tombstone-pipeline.fullname" .ctx) .ctx.Release.Namespace | quote }}
+{{- with include "tombstone-pipeline.otelEndpoint" .ctx }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ . | quote }}
+- name: OTEL_EXPORTER_OTLP_PROTOCOL
+  value: http/protobuf
+{{- else }}
+- name: OTEL_TRACES_EXPORTER
+  value: none
+{{- end }}
+{{- end -}}
+
+{{/* The volumes and mounts of a read-only root filesystem: a writable /tmp. */}}
+{{- define "tombstone-pipeline.tmpVolume" -}}
+- name: tmp
+  emptyDir:
+    sizeLimit: 64Mi
+{{- end -}}
+{{- define "tombstone-pipeline.tmpMount" -}}
+- name: tmp
+  mountPath: /tmp
+{{- end -}}
+
+{{/* Checks that span several values. */}}
+{{- define "tombstone-pipeline.validate" -}}
+{{- if and (include "tombstone-pipeline.saslEnabled" .) .Values.redpanda.enabled (not .Values.kafka.bootstrapServers) -}}
+{{- fail "kafka SASL settings apply to an external broker: set kafka.bootstrapServers (and redpanda.enabled=false); the chart's dev-mode Redpanda has no SASL" -}}
+{{- end -}}
+{{- if and .Values.resonate.auth.enabled (not .Values.resonate.auth.existingSecret) -}}
+{{- fail "resonate.auth.enabled needs resonate.auth.existingSecret (keys: public key for the server, token for the processor)" -}}
+{{- end -}}
+{{- if and .Values.console.enabled (not .Values.redpanda.enabled) (not .Values.kafka.bootstrapServers) -}}
+{{- fail "console.enabled needs a broker" -}}
+{{- end -}}
+{{- end -}}

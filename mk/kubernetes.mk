@@ -1,0 +1,66 @@
+# Kubernetes verbs, included from the Makefile. Needs Docker; helm, kind and kubeconform are
+# built from their Go modules into .cache/bin when they are not on PATH (scripts/k8s-tools.sh).
+#   make images              build the three service images (tombstone-*:dev)
+#   make kind-up             kind cluster + images loaded into it (idempotent)
+#   make deploy              helm upgrade --install with values-kind.yaml
+#   make kind-down           delete the kind cluster
+#   make chart-lint          helm lint --strict for every values file
+#   make chart-test          chart unit + schema tests (pytest tests/chart)
+
+CHART         := charts/tombstone-pipeline
+KIND_CLUSTER  ?= tombstone
+KIND_CONFIG   := k8s/kind-config.yaml
+RELEASE       ?= tombstone
+NAMESPACE     ?= tombstone
+IMAGE_PREFIX  ?= tombstone-
+IMAGE_TAG     ?= dev
+# Base of both Dockerfile stages; empty = the Dockerfiles' default (official python image).
+# CI sets it to local/python:3.13-trixie, built by scripts/docker-base-image.sh.
+BASE_IMAGE    ?=
+K8S_SERVICES  := producer processor topic-init
+K8S_TOOLS     := scripts/k8s-tools.sh
+HELM           = $(shell $(K8S_TOOLS) --path helm)
+KIND           = $(shell $(K8S_TOOLS) --path kind)
+CHART_VALUES  := $(CHART)/values.yaml $(CHART)/values-kind.yaml $(CHART)/values-full.yaml
+
+.PHONY: docker images kind-up deploy kind-down chart-lint chart-test k8s-tools
+
+docker: ## Make sure a Docker daemon runs (installs/starts Debian's docker.io when root)
+	@scripts/docker-daemon.sh
+
+k8s-tools: ## Install helm, kind and kubeconform into .cache/bin when missing
+	@$(K8S_TOOLS)
+
+images: docker ## Build the service images (legacy builder) and print their sizes
+	@BASE_IMAGE="$(BASE_IMAGE)" IMAGE_PREFIX="$(IMAGE_PREFIX)" IMAGE_TAG="$(IMAGE_TAG)" scripts/images.sh
+
+kind-up: images ## Create the kind cluster if missing and load the images into it
+	@if $(KIND) get clusters | grep -qx "$(KIND_CLUSTER)"; then \
+	  echo "kind cluster $(KIND_CLUSTER) exists"; \
+	else \
+	  $(KIND) create cluster --name "$(KIND_CLUSTER)" --config "$(KIND_CONFIG)" --wait 120s; \
+	fi
+	@for svc in $(K8S_SERVICES); do \
+	  $(KIND) load docker-image --name "$(KIND_CLUSTER)" "$(IMAGE_PREFIX)$$svc:$(IMAGE_TAG)" || exit 1; \
+	done
+	@kubectl config use-context "kind-$(KIND_CLUSTER)" >/dev/null
+	@echo "next: make deploy"
+
+deploy: ## helm upgrade --install the chart with the kind values (waits for topic-init)
+	$(HELM) upgrade --install "$(RELEASE)" "$(CHART)" \
+	  --namespace "$(NAMESPACE)" --create-namespace \
+	  --values "$(CHART)/values-kind.yaml" --set images.tag="$(IMAGE_TAG)" \
+	  --wait --timeout 10m
+	@echo "next: helm test $(RELEASE) -n $(NAMESPACE) --logs   (docs/kubernetes.md)"
+
+kind-down: ## Delete the kind cluster
+	@$(KIND) delete cluster --name "$(KIND_CLUSTER)"
+
+chart-lint: ## helm lint --strict with the default, kind and full values
+	@for values in $(CHART_VALUES); do \
+	  echo "helm lint --strict -f $$values"; \
+	  $(HELM) lint --strict "$(CHART)" --values "$$values" || exit 1; \
+	done
+
+chart-test: ## Chart unit tests and offline Kubernetes schema validation
+	@HELM="$(HELM)" $(UV) run pytest tests/chart -q

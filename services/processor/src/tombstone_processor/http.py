@@ -1,0 +1,78 @@
+"""The processor's HTTP port: liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from tombstone_processor.state import ProcessorState
+
+Check = Callable[[], Awaitable[str | None]]  # None = fine, else why not
+
+
+class StateCollector:
+    """Exposes :class:`ProcessorState` as Prometheus metrics (one source of truth)."""
+
+    COUNTERS = {
+        "consumed": "Records taken from the tombstones topic",
+        "started": "Workflows started by this processor",
+        "completed": "Workflows that published their processed record",
+        "dead_lettered": "Workflows that gave up and dead-lettered their tombstone",
+        "invalid": "Invalid records sent to the dead-letter topic",
+        "failed": "Workflows that ended with an unexpected error",
+        "duplicates": "Records whose tombstone id was already in flight here",
+    }
+
+    def __init__(self, state: ProcessorState) -> None:
+        self._state = state
+
+    def collect(self):
+        for name, help_text in self.COUNTERS.items():
+            yield CounterMetricFamily(f"tombstones_{name}", help_text, value=getattr(self._state, name))
+        yield GaugeMetricFamily("tombstones_in_flight", "Workflows in flight", value=self._state.in_flight)
+        yield GaugeMetricFamily(
+            "tombstones_partitions_paused", "1 while intake is paused at the bound", value=int(self._state.paused)
+        )
+        yield GaugeMetricFamily(
+            "tombstones_partitions_assigned", "Partitions assigned", value=len(self._state.assigned)
+        )
+
+
+class HealthServer:
+    def __init__(self, state: ProcessorState, checks: dict[str, Check], port: int) -> None:
+        self._checks = checks
+        self._port = port
+        self._registry = CollectorRegistry()
+        self._registry.register(StateCollector(state))
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.add_routes([
+            web.get("/healthz", self._healthz),
+            web.get("/readyz", self._readyz),
+            web.get("/metrics", self._metrics),
+        ])
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "0.0.0.0", self._port).start()
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _healthz(self, _: web.Request) -> web.Response:
+        return web.json_response({"status": "alive"})
+
+    async def _readyz(self, _: web.Request) -> web.Response:
+        results = await asyncio.gather(*(check() for check in self._checks.values()))
+        problems = {name: why for name, why in zip(self._checks, results) if why is not None}
+        status = 503 if problems else 200
+        return web.json_response({"ready": not problems, "problems": problems}, status=status)
+
+    async def _metrics(self, _: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(self._registry), headers={"Content-Type": CONTENT_TYPE_LATEST})

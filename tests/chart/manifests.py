@@ -1,0 +1,224 @@
+"""Render the Helm chart and look inside the rendered manifests.
+
+Everything here works on plain dicts as ``yaml.safe_load_all`` returns them, so a test can
+render once, change a manifest (e.g. delete an env var) and run the same checks again.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "tombstone-pipeline"
+VALUES = {
+    "default": CHART / "values.yaml",
+    "kind": CHART / "values-kind.yaml",
+    "full": CHART / "values-full.yaml",
+}
+RELEASE = "tomb"
+NAMESPACE = "pipeline"
+
+Manifest = dict[str, Any]
+
+
+class HelmUnavailable(RuntimeError):
+    pass
+
+
+@functools.cache
+def helm_binary() -> str:
+    """$HELM, .cache/bin/helm, helm on PATH, or one built by scripts/k8s-tools.sh."""
+    for candidate in (os.environ.get("HELM"), str(ROOT / ".cache" / "bin" / "helm")):
+        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    if found := shutil.which("helm"):
+        return found
+    try:
+        result = subprocess.run(
+            [str(ROOT / "scripts" / "k8s-tools.sh"), "--path", "helm"],
+            capture_output=True, text=True, timeout=1200, check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise HelmUnavailable(f"helm is not installed and scripts/k8s-tools.sh failed: {exc}")
+    path = result.stdout.strip().splitlines()[-1:] or [""]
+    if result.returncode != 0 or not Path(path[0]).is_file():
+        raise HelmUnavailable(
+            "helm is not installed and scripts/k8s-tools.sh could not build it "
+            f"(needs Go and the Go module proxy): {result.stderr.strip()[-300:]}"
+        )
+    return path[0]
+
+
+def helm(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [helm_binary(), *args], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+class RenderError(AssertionError):
+    pass
+
+
+@functools.cache
+def _render_text(values: tuple[str, ...], sets: tuple[str, ...]) -> str:
+    args = ["template", RELEASE, str(CHART), "--namespace", NAMESPACE]
+    for name in values:
+        args += ["--values", str(VALUES.get(name, name))]
+    for item in sets:
+        args += ["--set", item]
+    result = helm(*args)
+    if result.returncode != 0:
+        raise RenderError(result.stderr.strip())
+    return result.stdout
+
+
+def render(*values: str, sets: tuple[str, ...] | list[str] = ()) -> list[Manifest]:
+    """``helm template`` with the named values files (default/kind/full or a path) and --set."""
+    text = _render_text(tuple(values), tuple(sets))
+    return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+# ---- finding things -------------------------------------------------------------------------
+
+def component(manifest: Manifest) -> str | None:
+    return manifest["metadata"].get("labels", {}).get("app.kubernetes.io/component")
+
+
+def find(docs: list[Manifest], kind: str, component_name: str | None = None) -> list[Manifest]:
+    return [
+        d for d in docs
+        if d["kind"] == kind and (component_name is None or component(d) == component_name)
+    ]
+
+
+def one(docs: list[Manifest], kind: str, component_name: str | None = None) -> Manifest:
+    found = find(docs, kind, component_name)
+    assert len(found) == 1, f"expected one {kind} {component_name or ''}, found {len(found)}"
+    return found[0]
+
+
+def pod_spec(manifest: Manifest) -> dict[str, Any] | None:
+    kind = manifest["kind"]
+    if kind == "Pod":
+        return manifest["spec"]
+    if kind in {"Deployment", "StatefulSet", "DaemonSet", "Job", "ReplicaSet"}:
+        return manifest["spec"]["template"]["spec"]
+    if kind == "CronJob":
+        return manifest["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    return None
+
+
+@dataclass
+class Workload:
+    manifest: Manifest
+    spec: dict[str, Any]
+
+    @property
+    def kind(self) -> str:
+        return self.manifest["kind"]
+
+    @property
+    def name(self) -> str:
+        return self.manifest["metadata"]["name"]
+
+    @property
+    def component(self) -> str | None:
+        return component(self.manifest)
+
+    def containers(self) -> list[dict[str, Any]]:
+        return [*self.spec.get("initContainers", []), *self.spec["containers"]]
+
+    def __str__(self) -> str:
+        return f"{self.kind}/{self.name}"
+
+
+def workloads(docs: list[Manifest]) -> Iterator[Workload]:
+    for doc in docs:
+        if (spec := pod_spec(doc)) is not None:
+            yield Workload(doc, spec)
+
+
+def workload(docs: list[Manifest], component_name: str) -> Workload:
+    found = [w for w in workloads(docs) if w.component == component_name]
+    assert len(found) == 1, f"expected one workload {component_name}, found {len(found)}"
+    return found[0]
+
+
+def env_of(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Env entries by name (the whole EnvVar, so valueFrom stays visible)."""
+    return {item["name"]: item for item in container.get("env", [])}
+
+
+def env_values(container: dict[str, Any], placeholder: str = "from-a-secret") -> dict[str, str]:
+    """Literal env values; valueFrom entries become a placeholder (pod name for fieldRefs)."""
+    values = {}
+    for name, item in env_of(container).items():
+        if "value" in item:
+            values[name] = str(item["value"])
+        elif "fieldRef" in item.get("valueFrom", {}):
+            values[name] = "tomb-processor-abc12"
+        else:
+            values[name] = placeholder
+    return values
+
+
+def main_container(work: Workload) -> dict[str, Any]:
+    return work.spec["containers"][0]
+
+
+# ---- checks that return problems (empty = fine), so tests can prove they catch them ------
+
+def missing_env(container: dict[str, Any], required: set[str]) -> set[str]:
+    """Required variables that the container does not set (or sets to an empty value)."""
+    present = {
+        name for name, item in env_of(container).items()
+        if item.get("valueFrom") or str(item.get("value", "")).strip()
+    }
+    return required - present
+
+
+def security_problems(work: Workload) -> list[str]:
+    problems = []
+    pod = work.spec.get("securityContext") or {}
+    if pod.get("runAsNonRoot") is not True:
+        problems.append(f"{work}: pod securityContext.runAsNonRoot is not true")
+    if (pod.get("seccompProfile") or {}).get("type") != "RuntimeDefault":
+        problems.append(f"{work}: pod seccompProfile is not RuntimeDefault")
+    if pod.get("runAsUser") == 0:
+        problems.append(f"{work}: pod runs as uid 0")
+    for c in work.containers():
+        ctx = c.get("securityContext") or {}
+        where = f"{work} container {c['name']}"
+        if ctx.get("readOnlyRootFilesystem") is not True:
+            problems.append(f"{where}: root filesystem is writable")
+        if ctx.get("allowPrivilegeEscalation") is not False:
+            problems.append(f"{where}: allowPrivilegeEscalation is not false")
+        if "ALL" not in (ctx.get("capabilities") or {}).get("drop", []):
+            problems.append(f"{where}: capabilities are not dropped")
+        if ctx.get("privileged"):
+            problems.append(f"{where}: privileged")
+        if ctx.get("runAsUser") == 0:
+            problems.append(f"{where}: runs as uid 0")
+    return problems
+
+
+def resource_problems(work: Workload) -> list[str]:
+    problems = []
+    for c in work.containers():
+        res = c.get("resources") or {}
+        where = f"{work} container {c['name']}"
+        for field in ("cpu", "memory"):
+            if not (res.get("requests") or {}).get(field):
+                problems.append(f"{where}: no {field} request")
+        if not (res.get("limits") or {}).get("memory"):
+            problems.append(f"{where}: no memory limit")
+    return problems

@@ -1,0 +1,81 @@
+"""The chart lints, renders for every values file, and passes offline Kubernetes schemas."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import kubernetes_validate
+import pytest
+
+from tests.chart.manifests import CHART, VALUES, RenderError, find, helm, render
+
+# The chart's kubeVersion floor and the newest schemas kubernetes-validate ships.
+SCHEMA_VERSIONS = ["1.27.0", kubernetes_validate.latest_version()]
+
+
+@pytest.mark.parametrize("values", list(VALUES))
+def test_helm_lint_strict(values: str) -> None:
+    result = helm("lint", "--strict", str(CHART), "--values", str(VALUES[values]))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("version", SCHEMA_VERSIONS)
+@pytest.mark.parametrize("values", list(VALUES))
+def test_rendered_objects_match_kubernetes_schemas(values: str, version: str) -> None:
+    errors = []
+    for doc in render(values):
+        try:
+            kubernetes_validate.validate(doc, version, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            path = ".".join(str(p) for p in exc.path)
+            errors.append(f"{doc['kind']}/{doc['metadata']['name']}: {path}: {exc.message}")
+    assert not errors, "\n".join(errors)
+
+
+EXPECTED_KINDS = {
+    "default": {
+        "StatefulSet": 1, "Deployment": 2, "Job": 1, "CronJob": 1, "Pod": 1,
+        "PodDisruptionBudget": 1, "NetworkPolicy": 0, "HorizontalPodAutoscaler": 0,
+    },
+    "kind": {"Deployment": 4, "PodDisruptionBudget": 1, "NetworkPolicy": 0},
+    "full": {
+        "Deployment": 4, "PodDisruptionBudget": 1, "HorizontalPodAutoscaler": 1,
+        "NetworkPolicy": 4, "PersistentVolumeClaim": 1,
+    },
+}
+
+
+@pytest.mark.parametrize("values", list(VALUES))
+def test_values_file_renders_the_expected_objects(values: str) -> None:
+    kinds = Counter(doc["kind"] for doc in render(values))
+    for kind, count in EXPECTED_KINDS[values].items():
+        assert kinds[kind] == count, f"{values}: {kind} x{kinds[kind]}, expected {count}: {kinds}"
+    names = [(d["kind"], d["metadata"]["name"]) for d in render(values)]
+    assert len(names) == len(set(names)), "duplicate object names"
+
+
+def test_schema_rejects_unknown_values() -> None:
+    with pytest.raises(RenderError, match="processorr|additional properties"):
+        render("default", sets=["processorr.replicas=3"])
+
+
+def test_schema_rejects_out_of_range_values() -> None:
+    with pytest.raises(RenderError, match="maxInFlight"):
+        render("default", sets=["processor.maxInFlight=0"])
+
+
+def test_every_container_image_is_pinned() -> None:
+    for values in VALUES:
+        for doc in render(values):
+            for kind in ("Deployment", "StatefulSet", "Job", "CronJob", "Pod"):
+                if doc["kind"] != kind:
+                    continue
+                text = str(doc)
+                assert ":latest" not in text, f"{values}: {doc['metadata']['name']} uses :latest"
+
+
+def test_persistence_off_uses_no_claims() -> None:
+    docs = render("default", sets=["resonate.persistence.enabled=false"])
+    assert not find(docs, "PersistentVolumeClaim")
+    statefulset = find(docs, "StatefulSet")[0]
+    assert "volumeClaimTemplates" not in statefulset["spec"]

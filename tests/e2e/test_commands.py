@@ -1,0 +1,123 @@
+"""The console scripts as separate processes, configured only by environment."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from devstack.procs import free_port, wait_until
+from tests.support.kafka import read_until
+
+BIN = Path(sys.executable).parent
+pytestmark = pytest.mark.e2e
+
+
+def run(command: list[str], env: dict[str, str], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "RESONATE_", "TOPIC_", "PROCESSOR_"))}
+    return subprocess.run(
+        [str(BIN / command[0]), *command[1:]],
+        env={**clean, **env}, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+@pytest.mark.parametrize(
+    "command,env,variable",
+    [
+        (["record-processor"], {}, "KAFKA_BOOTSTRAP_SERVERS"),
+        (["record-producer", "-n", "1"], {}, "KAFKA_BOOTSTRAP_SERVERS"),
+        (["setup-topics"], {}, "KAFKA_BOOTSTRAP_SERVERS"),
+        (["record-processor"], {"KAFKA_BOOTSTRAP_SERVERS": "nohostport"}, "KAFKA_BOOTSTRAP_SERVERS"),
+        (["record-processor"], {"KAFKA_BOOTSTRAP_SERVERS": "a:1", "RESONATE_URL": "ftp//x"}, "RESONATE_URL"),
+        (["record-processor"], {"KAFKA_BOOTSTRAP_SERVERS": "a:1", "PROCESSOR_MAX_IN_FLIGHT": "-5"}, "PROCESSOR_MAX_IN_FLIGHT"),
+        (["setup-topics"], {"KAFKA_BOOTSTRAP_SERVERS": "a:1", "TOPIC_PARTITIONS": "zero"}, "TOPIC_PARTITIONS"),
+    ],
+)
+def test_bad_configuration_exits_non_zero_with_one_line_naming_the_variable(command, env, variable, tmp_path):
+    result = run(command, env, tmp_path, timeout=30)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: invalid configuration:") and variable in lines[0]
+
+
+def test_setup_topics_is_idempotent(kafka, names, tmp_path):
+    env = {"KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap, "TOPIC_PARTITIONS": "2", **names}
+    first = run(["setup-topics"], env, tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.count("created ") == 3
+    second = run(["setup-topics"], env, tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.count("exists ") == 3
+
+
+def test_setup_topics_gives_up_on_a_missing_broker_with_a_clear_error(tmp_path):
+    env = {"KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}", "BROKER_WAIT_SECONDS": "2"}
+    result = run(["setup-topics"], env, tmp_path, timeout=60)
+    assert result.returncode == 1
+    assert "no Kafka broker answered" in result.stderr.strip().splitlines()[-1]
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+    except OSError:
+        return 0, b""
+
+
+def metric(body: bytes, name: str) -> float:
+    for line in body.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
+def test_producer_and_processor_processes_end_to_end_with_graceful_stop(kafka, names, tmp_path):
+    port = free_port()
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap,
+        "PROCESSOR_HTTP_PORT": str(port),
+        "DELETE_BATCH_INTERVAL_SECONDS": "0.2",
+        "DELETE_RETRY_INITIAL_SECONDS": "0.05",
+        "SIMULATION_SEED": "3",
+        "PROCESSOR_SHUTDOWN_GRACE_SECONDS": "10",
+        "LOG_FORMAT": "json",
+        **names,
+    }
+    assert run(["setup-topics"], env, tmp_path).returncode == 0
+    log = (tmp_path / "processor.log").open("w")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "RESONATE_", "TOPIC_"))}
+    processor = subprocess.Popen([str(BIN / "record-processor")], env={**clean, **env}, cwd=tmp_path, stdout=log, stderr=log)
+    try:
+        wait_until(lambda: _get(f"http://127.0.0.1:{port}/readyz")[0] == 200, 60, "processor ready", lambda: processor.poll() is None)
+        produced = run(["record-producer", "-n", "20", "--batches", "2", "--prefix", "e2e", "--print-ids"], env, tmp_path)
+        assert produced.returncode == 0, produced.stderr
+        ids = produced.stdout.split()
+        assert len(ids) == 20 and "produced 20/20" in produced.stderr
+        records = read_until(kafka.bootstrap, names["TOPIC_PROCESSED"], lambda r: len(r) >= 20)
+        assert Counter(r.key for r in records) == Counter(ids)
+        assert all(json.loads(r.value)["batches"] == 2 for r in records)
+        wait_until(lambda: metric(_get(f"http://127.0.0.1:{port}/metrics")[1], "tombstones_completed_total") == 20, 10, "metrics")
+        assert _get(f"http://127.0.0.1:{port}/healthz")[0] == 200
+        started = time.monotonic()
+        processor.send_signal(signal.SIGTERM)
+        assert processor.wait(timeout=30) == 0
+        assert time.monotonic() - started < 15
+    finally:
+        if processor.poll() is None:
+            processor.kill()
+        log.close()
+    lines = [json.loads(line) for line in (tmp_path / "processor.log").read_text().splitlines() if line.startswith("{")]
+    assert any(line.get("event") == "processor stopped" for line in lines)
+    assert any("LOCAL MODE" in line.get("event", "") for line in lines)
