@@ -134,6 +134,15 @@ class Workload:
     def component(self) -> str | None:
         return component(self.manifest)
 
+    @property
+    def pod_labels(self) -> dict[str, str]:
+        m = self.manifest
+        if m["kind"] == "Pod":
+            return m["metadata"].get("labels", {})
+        if m["kind"] == "CronJob":
+            return m["spec"]["jobTemplate"]["spec"]["template"]["metadata"].get("labels", {})
+        return m["spec"]["template"]["metadata"].get("labels", {})
+
     def containers(self) -> list[dict[str, Any]]:
         return [*self.spec.get("initContainers", []), *self.spec["containers"]]
 

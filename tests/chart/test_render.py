@@ -64,16 +64,6 @@ def test_schema_rejects_out_of_range_values() -> None:
         render("default", sets=["processor.maxInFlight=0"])
 
 
-def test_every_container_image_is_pinned() -> None:
-    for values in VALUES:
-        for doc in render(values):
-            for kind in ("Deployment", "StatefulSet", "Job", "CronJob", "Pod"):
-                if doc["kind"] != kind:
-                    continue
-                text = str(doc)
-                assert ":latest" not in text, f"{values}: {doc['metadata']['name']} uses :latest"
-
-
 def test_persistence_off_uses_no_claims() -> None:
     docs = render("default", sets=["resonate.persistence.enabled=false"])
     assert not find(docs, "PersistentVolumeClaim")

@@ -1,0 +1,93 @@
+"""Build and run the service images with the local Docker daemon (helpers for tests)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = {"producer": "record-producer", "processor": "record-processor",
+            "topic-init": "setup-topics"}
+LOCAL_BASE = "local/python:3.13-trixie"
+
+
+def image_name(service: str) -> str:
+    prefix = os.environ.get("IMAGE_PREFIX", "tombstone-")
+    tag = os.environ.get("IMAGE_TAG", "dev")
+    return f"{prefix}{service}:{tag}"
+
+
+def docker_problem() -> str | None:
+    """Why Docker cannot be used here, or None when it can."""
+    if not shutil.which("docker"):
+        return "the docker CLI is not installed (scripts/docker-daemon.sh installs it)"
+    result = subprocess.run(["docker", "info"], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        return "no Docker daemon answers (start one with scripts/docker-daemon.sh)"
+    return None
+
+
+def docker(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["docker", *args], capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def image_exists(image: str) -> bool:
+    return docker("image", "inspect", image).returncode == 0
+
+
+def inspect_image(image: str) -> dict[str, Any]:
+    result = docker("image", "inspect", image)
+    result.check_returncode()
+    return json.loads(result.stdout)[0]
+
+
+def build_images(services: Sequence[str] = tuple(SERVICES)) -> None:
+    """scripts/images.sh for the given services; BASE_IMAGE from the environment, else the
+    locally built trixie base when it exists (no registry here), else the Dockerfile default."""
+    env = dict(os.environ)
+    if not env.get("BASE_IMAGE") and image_exists(LOCAL_BASE):
+        env["BASE_IMAGE"] = LOCAL_BASE
+    subprocess.run([str(ROOT / "scripts" / "images.sh"), *services], env=env, check=True,
+                   timeout=1800)
+
+
+def run_image(
+    image: str,
+    env: Mapping[str, str] | None = None,
+    args: Sequence[str] = (),
+    *,
+    timeout: float = 120,
+    network_host: bool = True,
+    user: str | None = None,
+    entrypoint: str | None = None,
+    extra: Sequence[str] = (),
+) -> subprocess.CompletedProcess[str]:
+    """``docker run --rm [--network host] -e K=V … IMAGE ARGS``; the completed process.
+
+    ``--network host`` lets the container reach services on the host's loopback (a local
+    broker, a Resonate server), so env rendered by the chart works with hostnames pointed at
+    127.0.0.1. Raises subprocess.TimeoutExpired (after killing the container) on timeout.
+    """
+    name = f"tombstone-test-{os.getpid()}-{abs(hash((image, tuple(args)))) % 10**8}"
+    command = ["docker", "run", "--rm", "--name", name]
+    if network_host:
+        command += ["--network", "host"]
+    if user:
+        command += ["--user", user]
+    if entrypoint is not None:
+        command += ["--entrypoint", entrypoint]
+    for key, value in (env or {}).items():
+        command += ["-e", f"{key}={value}"]
+    command += [*extra, image, *args]
+    try:
+        return subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                              check=False)
+    except subprocess.TimeoutExpired:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
+        raise
