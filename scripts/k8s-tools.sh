@@ -14,6 +14,16 @@ BIN=${K8S_TOOLS_BIN:-$ROOT/.cache/bin}
 HELM_VERSION=${HELM_VERSION:-v3.22.0}
 KIND_VERSION=${KIND_VERSION:-v0.30.0}
 KUBECONFORM_VERSION=${KUBECONFORM_VERSION:-v0.7.0}
+# The Kubernetes minor version helm assumes without a cluster (`helm template`, `helm lint`):
+# helm's own release build sets it from its client-go version (v0.37 for helm v3.22).
+HELM_K8S_MINOR=${HELM_K8S_MINOR:-37}
+
+# What helm's Makefile sets at link time; without it `helm template` assumes Kubernetes 1.20.
+HELM_LDFLAGS="-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+for pkg in pkg/lint/rules pkg/chartutil; do
+  HELM_LDFLAGS+=" -X helm.sh/helm/v3/$pkg.k8sVersionMajor=1 -X helm.sh/helm/v3/$pkg.k8sVersionMinor=$HELM_K8S_MINOR"
+done
+declare -A LDFLAGS=([helm]="$HELM_LDFLAGS" [kind]="" [kubeconform]="")
 
 declare -A MODULE=(
   [helm]="helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
@@ -40,7 +50,7 @@ install_tool() {
   mkdir -p "$BIN"
   log "building $name from ${MODULE[$name]} (first time only, takes a few minutes)"
   # CGO off: static binaries; GOFLAGS cleared so a user's -mod=vendor does not interfere.
-  CGO_ENABLED=0 GOFLAGS= GOBIN="$BIN" go install -trimpath -ldflags='-s -w' "${MODULE[$name]}"
+  CGO_ENABLED=0 GOFLAGS= GOBIN="$BIN" go install -trimpath -ldflags="-s -w ${LDFLAGS[$name]}" "${MODULE[$name]}"
 }
 
 if [[ "${1:-}" == "--path" ]]; then

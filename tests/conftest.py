@@ -11,6 +11,7 @@ import pytest
 
 from devstack.kafka import KafkaBroker
 from devstack.procs import free_port
+from devstack.resonate import ResonateServer, server_binary
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = REPO / ".cache"
@@ -40,12 +41,55 @@ def kafka(tmp_path_factory) -> Broker:
 
 
 @pytest.fixture
-def names() -> dict[str, str]:
+def uid() -> str:
+    """Unique to one test: prefixes its topics, groups and tombstone ids (promise ids are global
+    on a shared Resonate server)."""
+    return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture
+def names(uid) -> dict[str, str]:
     """Topic and group names unique to one test, as the services' environment spells them."""
-    run = uuid.uuid4().hex[:8]
+    run = uid
     return {
         "TOPIC_TOMBSTONES": f"tombstones-{run}",
         "TOPIC_PROCESSED": f"processed-{run}",
         "TOPIC_DLQ": f"tombstones-{run}.dlq",
         "KAFKA_CONSUMER_GROUP": f"processor-{run}",
+        "RESONATE_GROUP": f"processors-{run}",
     }
+
+
+NO_SERVER = (
+    "no Resonate server binary: put `resonate` on PATH or set RESONATE_SERVER_BIN "
+    "to run the durable-mode tests"
+)
+
+
+@pytest.fixture(scope="session")
+def resonate_server(tmp_path_factory) -> ResonateServer:
+    """A real Resonate server with a temporary SQLite store; skips the test when there is none."""
+    if server_binary() is None:
+        pytest.skip(NO_SERVER)
+    server = ResonateServer(
+        tmp_path_factory.mktemp("resonate"), port=free_port(), metrics_port=free_port(), timer_poll_ms=100
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["local", "durable"])
+def mode(request) -> dict[str, str]:
+    """Run a test in Resonate's in-process local mode and against a real Resonate server."""
+    if request.param == "local":
+        return {}
+    server = request.getfixturevalue("resonate_server")
+    return {"resonate_url": server.url}
+
+
+def pytest_report_header(config) -> str:
+    binary = server_binary()
+    return f"resonate server: {binary}" if binary else f"resonate server: none ({NO_SERVER})"

@@ -41,12 +41,12 @@ async def wait_for_processed(kafka, names, count, timeout=180):
     )
 
 
-async def test_every_tombstone_gets_exactly_one_consistent_processed_record(kafka, names, tmp_path):
+async def test_every_tombstone_gets_exactly_one_consistent_processed_record(kafka, names, uid, mode, tmp_path):
     create_topics(kafka.bootstrap, names, partitions=3)
     settings = processor_settings(
-        kafka.bootstrap, names, tmp_path, delete_error_rate=0.25, processor_max_in_flight=50
+        kafka.bootstrap, names, tmp_path, delete_error_rate=0.25, processor_max_in_flight=50, **mode
     )
-    ids = new_ids(200, "many")
+    ids = new_ids(200, f"many{uid}")
     tombstones = [Tombstone(id=tid, batches=1 + n % 3) for n, tid in enumerate(ids)]
     async with running_processor(settings) as processor:
         report = await asyncio.to_thread(produce_tombstones, kafka, names, tombstones)
@@ -74,48 +74,51 @@ async def test_every_tombstone_gets_exactly_one_consistent_processed_record(kafk
     assert sum(committed.values()) == 200
 
 
-async def test_a_long_tombstone_does_not_block_the_short_ones_behind_it(kafka, names, tmp_path):
+async def test_a_long_tombstone_does_not_block_the_short_ones_behind_it(kafka, names, uid, mode, tmp_path):
     create_topics(kafka.bootstrap, names, partitions=1)
     settings = processor_settings(
-        kafka.bootstrap, names, tmp_path, delete_batch_interval_seconds=0.1, processor_max_in_flight=100
+        kafka.bootstrap, names, tmp_path, delete_batch_interval_seconds=0.1, processor_max_in_flight=100, **mode
     )
-    long = Tombstone(id="long-1", batches=40)
-    shorts = [Tombstone(id=tid, batches=1) for tid in new_ids(50, "short")]
+    long = Tombstone(id=f"long-{uid}", batches=40)
+    shorts = [Tombstone(id=tid, batches=1) for tid in new_ids(50, f"short{uid}")]
     async with running_processor(settings):
         await asyncio.to_thread(produce_tombstones, kafka, names, [long, *shorts])
         records = await wait_for_processed(kafka, names, 51)
     processed = by_id(records)
-    assert processed["long-1"].source.offset == 0
-    assert [r.key for r in records][-1] == "long-1", "the long tombstone finished last"
+    assert processed[long.id].source.offset == 0
+    assert [r.key for r in records][-1] == long.id, "the long tombstone finished last"
     latest_short = max(processed[s.id].completed_at for s in shorts)
-    assert latest_short < processed["long-1"].completed_at
+    assert latest_short < processed[long.id].completed_at
 
 
-async def test_a_redelivered_id_runs_once_and_is_published_once(kafka, names, tmp_path):
+async def test_a_redelivered_id_runs_once_and_is_published_once(kafka, names, uid, mode, tmp_path):
     create_topics(kafka.bootstrap, names, partitions=1)
-    settings = processor_settings(kafka.bootstrap, names, tmp_path)
-    twice = Tombstone(id="twice", batches=3)
+    settings = processor_settings(kafka.bootstrap, names, tmp_path, **mode)
+    twice = Tombstone(id=f"twice-{uid}", batches=3)
+    sentinel = Tombstone(id=f"sentinel-{uid}", batches=1)
     async with running_processor(settings) as processor:
         await asyncio.to_thread(produce_tombstones, kafka, names, [twice, twice])
         await wait_for_processed(kafka, names, 1)
         # Once the first run has finished, the same id again, then a sentinel behind it.
-        await asyncio.to_thread(produce_tombstones, kafka, names, [twice, Tombstone(id="sentinel", batches=1)])
+        await asyncio.to_thread(produce_tombstones, kafka, names, [twice, sentinel])
         await asyncio.to_thread(
             read_until, kafka.bootstrap, names["TOPIC_PROCESSED"],
-            lambda records: any(r.key == "sentinel" for r in records),
+            lambda records: any(r.key == sentinel.id for r in records),
         )
         assert processor.state.consumed == 4
     records = await asyncio.to_thread(read_all, kafka.bootstrap, names["TOPIC_PROCESSED"])
-    assert Counter(r.key for r in records) == {"twice": 1, "sentinel": 1}
-    assert successful_batches(settings) == Counter({("twice", 1): 1, ("twice", 2): 1, ("twice", 3): 1, ("sentinel", 1): 1})
+    assert Counter(r.key for r in records) == {twice.id: 1, sentinel.id: 1}
+    assert successful_batches(settings) == Counter(
+        {(twice.id, 1): 1, (twice.id, 2): 1, (twice.id, 3): 1, (sentinel.id, 1): 1}
+    )
 
 
-async def test_in_flight_workflows_never_exceed_the_bound(kafka, names, tmp_path):
+async def test_in_flight_workflows_never_exceed_the_bound(kafka, names, uid, mode, tmp_path):
     create_topics(kafka.bootstrap, names, partitions=3)
     settings = processor_settings(
-        kafka.bootstrap, names, tmp_path, processor_max_in_flight=10, delete_batch_interval_seconds=0.1
+        kafka.bootstrap, names, tmp_path, processor_max_in_flight=10, delete_batch_interval_seconds=0.1, **mode
     )
-    tombstones = [Tombstone(id=tid, batches=3) for tid in new_ids(100, "bounded")]
+    tombstones = [Tombstone(id=tid, batches=3) for tid in new_ids(100, f"bounded{uid}")]
     async with running_processor(settings) as processor:
         await asyncio.to_thread(produce_tombstones, kafka, names, tombstones)
         await wait_for_processed(kafka, names, 100)
@@ -140,10 +143,10 @@ BAD_VALUES = [
 ]
 
 
-async def test_bad_records_go_to_the_dead_letter_topic_and_good_ones_flow(kafka, names, tmp_path):
+async def test_bad_records_go_to_the_dead_letter_topic_and_good_ones_flow(kafka, names, uid, tmp_path):
     create_topics(kafka.bootstrap, names, partitions=1)
     settings = processor_settings(kafka.bootstrap, names, tmp_path)
-    good = [Tombstone(id=f"good-{n}", batches=1) for n in range(len(BAD_VALUES) + 1)]
+    good = [Tombstone(id=f"good-{uid}-{n}", batches=1) for n in range(len(BAD_VALUES) + 1)]
     interleaved = [(good[0].id.encode(), good[0].to_value())]
     for bad, tombstone in zip(BAD_VALUES, good[1:]):
         interleaved += [bad, (tombstone.id.encode(), tombstone.to_value())]

@@ -15,7 +15,7 @@ import uuid
 from importlib import resources
 from pathlib import Path
 
-from devstack.procs import Managed, StackError, port_open, wait_until
+from devstack.procs import Managed, StackError, port_open
 
 MAVEN_VERSION = "3.9.16"
 MAVEN_URL = (
@@ -148,11 +148,7 @@ class KafkaBroker:
                            "-c", str(config), "--standalone", "--ignore-formatted"),
                 check=True, capture_output=True,
             )
-        self.process.spawn(self._java(libs, "kafka.Kafka", str(config)))
-        try:
-            wait_until(lambda: port_open(self.port), timeout, "kafka", self.process.running)
-        except StackError as exc:
-            raise StackError(f"{exc}\n{self.process.tail()}") from None
+        self.process.start(self._java(libs, "kafka.Kafka", str(config)), lambda: port_open(self.port), timeout)
 
     def stop(self) -> None:
         self.process.stop()

@@ -84,6 +84,21 @@ class Managed:
         self._process = process
         return process.pid
 
+    def start(
+        self,
+        argv: Sequence[str],
+        ready: Callable[[], bool],
+        timeout: float,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
+        """Spawn ``argv`` and wait until ``ready()``; on failure, the error shows the log's tail."""
+        self.spawn(argv, env=env, cwd=cwd)
+        try:
+            wait_until(ready, timeout, self.name, self.running)
+        except StackError as exc:
+            raise StackError(f"{exc}\n{self.tail()}") from None
+
     def signal(self, signum: int) -> None:
         pid = self.pid()
         if pid is not None:

@@ -11,7 +11,7 @@ import shutil
 import urllib.request
 from pathlib import Path
 
-from devstack.procs import Managed, StackError, wait_until
+from devstack.procs import Managed, StackError
 
 
 def server_binary() -> str | None:
@@ -78,11 +78,7 @@ class ResonateServer:
         if self.process.running():
             return
         self.home.mkdir(parents=True, exist_ok=True)
-        self.process.spawn(self.argv(), cwd=self.home)
-        try:
-            wait_until(lambda: _answers(self.url + HEALTH_PATH), timeout, "resonate", self.process.running)
-        except StackError as exc:
-            raise StackError(f"{exc}\n{self.process.tail()}") from None
+        self.process.start(self.argv(), lambda: _answers(self.url + HEALTH_PATH), timeout, cwd=self.home)
 
     def stop(self) -> None:
         self.process.stop()

@@ -1,0 +1,127 @@
+"""Each service image runs its command as a non-root user under tini, with nothing from the
+build (source tree, uv, the build stage's CA bundle) left behind."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import socket
+from pathlib import Path
+
+import pytest
+
+from tests.images.docker import SERVICES, docker, inspect_image, run_image
+
+pytestmark = pytest.mark.images
+
+HOST_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+PEM = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
+# An image that grows past this carries something it should not (a compiler, a cache).
+MAX_IMAGE_BYTES = 400_000_000
+
+
+def cert_blocks(text: str) -> set[str]:
+    return {re.sub(r"\s+", "", block) for block in PEM.findall(text)}
+
+
+def sh(image: str, script: str, **kwargs):
+    return run_image(image, args=["sh", "-c", script], network_host=False, **kwargs)
+
+
+@pytest.mark.parametrize("service", list(SERVICES))
+def test_help_runs_as_non_root(images, service: str) -> None:
+    result = run_image(images[service], args=[SERVICES[service], "--help"], network_host=False)
+    assert result.returncode == 0, result.stderr
+    assert "Usage" in result.stdout
+    uid = sh(images[service], "id -u").stdout.strip()
+    assert uid.isdigit() and int(uid) != 0, uid
+    assert inspect_image(images[service])["Config"]["User"] == "10001:10001"
+
+
+@pytest.mark.parametrize("service", list(SERVICES))
+def test_tini_is_pid_1_and_the_default_command_is_the_service(images, service: str) -> None:
+    config = inspect_image(images[service])["Config"]
+    assert config["Entrypoint"] == ["/usr/bin/tini", "--"]
+    assert config["Cmd"] == [SERVICES[service]]
+    pid1 = sh(images[service], "tr '\\0' ' ' < /proc/1/cmdline").stdout
+    assert pid1.startswith("/usr/bin/tini -- sh"), pid1
+
+
+@pytest.mark.parametrize("service", list(SERVICES))
+def test_missing_configuration_fails_with_one_line(images, service: str) -> None:
+    result = run_image(images[service], env={"KAFKA_BOOTSTRAP_SERVERS": ""}, network_host=False,
+                       args=[SERVICES[service]], timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert "KAFKA_BOOTSTRAP_SERVERS" in result.stderr
+
+
+@pytest.mark.parametrize("service", list(SERVICES))
+def test_packages_are_installed_without_the_source_tree_or_build_tools(images, service) -> None:
+    module = {"producer": "tombstone_producer", "processor": "tombstone_processor",
+              "topic-init": "tombstone_topic_init"}[service]
+    result = run_image(images[service], network_host=False, args=[
+        "python", "-c",
+        f"import tombstone_common, {module}; print(tombstone_common.__file__); "
+        f"print({module}.__file__)",
+    ])
+    assert result.returncode == 0, result.stderr
+    for path in result.stdout.split():
+        assert path.startswith("/opt/venv/lib/"), path
+    leftovers = sh(images[service], "ls -d /src /opt/uv /tmp/ca-bundle.crt 2>/dev/null; "
+                   "command -v uv gcc cc pip 2>/dev/null; true").stdout.split()
+    assert not leftovers, leftovers
+
+
+@pytest.mark.parametrize("service", list(SERVICES))
+def test_no_extra_ca_certificates(images, service: str) -> None:
+    image = images[service]
+    info = inspect_image(image)
+    env_names = {item.split("=", 1)[0] for item in info["Config"]["Env"] or []}
+    assert not env_names & {"SSL_CERT_FILE", "PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_DIR"}
+
+    base = (info["Config"].get("Labels") or {}).get("org.opencontainers.image.base.name")
+    assert base, "image has no org.opencontainers.image.base.name label"
+    if docker("image", "inspect", base).returncode != 0:
+        pytest.skip(f"base image {base} is not available locally to compare with")
+
+    def digest(img: str) -> str:
+        out = sh(img, "cat /etc/ssl/certs/ca-certificates.crt 2>/dev/null").stdout
+        return hashlib.sha256(out.encode()).hexdigest()
+
+    assert digest(image) == digest(base), "the system CA bundle differs from the base image's"
+
+    find = ("find / -xdev \\( -name '*.crt' -o -name '*.pem' \\) -type f 2>/dev/null "
+            "| grep -v '^/proc/' | sort")
+    added = sorted(set(sh(image, find).stdout.split()) - set(sh(base, find).stdout.split()))
+    # Packages from PyPI may ship their own public bundle (certifi); that is not extra trust,
+    # but it must not contain a certificate that only the build host trusts.
+    assert all(p.startswith("/opt/venv/lib/") for p in added), added
+    if HOST_BUNDLE.exists():
+        base_blocks = cert_blocks(sh(base, "cat /etc/ssl/certs/ca-certificates.crt").stdout)
+        host_only = cert_blocks(HOST_BUNDLE.read_text()) - base_blocks
+        for path in added:
+            assert not cert_blocks(sh(image, f"cat '{path}'").stdout) & host_only, path
+    assert "ca-bundle.crt" not in " ".join(added)
+
+
+@pytest.mark.parametrize("service", list(SERVICES))
+def test_image_is_small(images, service: str) -> None:
+    size = inspect_image(images[service])["Size"]
+    print(f"{images[service]}: {size / 1e6:.1f} MB")
+    assert size < MAX_IMAGE_BYTES, f"{images[service]} is {size / 1e6:.0f} MB"
+
+
+def test_run_image_passes_env_and_reaches_host_loopback(images) -> None:
+    """The helper the e2e tests use: env via -e, host networking for services on 127.0.0.1."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        server.settimeout(10)
+        port = server.getsockname()[1]
+        script = ("import os, socket; "
+                  f"socket.create_connection(('127.0.0.1', {port}), timeout=10)"
+                  ".sendall(os.environ['PROBE'].encode())")
+        result = run_image(images["producer"], env={"PROBE": "hello"}, args=["python", "-c", script])
+        assert result.returncode == 0, result.stderr
+        connection, _ = server.accept()
+        with connection:
+            connection.settimeout(10)
+            assert connection.recv(16) == b"hello"
