@@ -3,7 +3,6 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 VENV := .venv/bin
 BOOTSTRAP := scripts/bootstrap.sh
-UV := $(shell command -v uv >/dev/null && echo uv || echo python3 -m uv)
 
 .PHONY: help
 help: ## List the targets
@@ -44,3 +43,5 @@ test-unit: setup ## Unit tests only (no broker)
 .PHONY: clean
 clean: down ## Stop the stack and delete its data (.stack/)
 	rm -rf .stack
+
+include mk/kubernetes.mk

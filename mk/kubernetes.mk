@@ -10,7 +10,7 @@
 CHART         := charts/tombstone-pipeline
 KIND_CLUSTER  ?= tombstone
 KIND_CONFIG   := k8s/kind-config.yaml
-RELEASE       ?= tombstone
+RELEASE       ?= tombstone-pipeline
 NAMESPACE     ?= tombstone
 IMAGE_PREFIX  ?= tombstone-
 IMAGE_TAG     ?= dev
@@ -43,7 +43,7 @@ kind-up: images ## Create the kind cluster if missing and load the images into i
 	@for svc in $(K8S_SERVICES); do \
 	  $(KIND) load docker-image --name "$(KIND_CLUSTER)" "$(IMAGE_PREFIX)$$svc:$(IMAGE_TAG)" || exit 1; \
 	done
-	@kubectl config use-context "kind-$(KIND_CLUSTER)" >/dev/null
+	@if command -v kubectl >/dev/null; then kubectl config use-context "kind-$(KIND_CLUSTER)" >/dev/null; fi
 	@echo "next: make deploy"
 
 deploy: ## helm upgrade --install the chart with the kind values (waits for topic-init)
@@ -62,5 +62,5 @@ chart-lint: ## helm lint --strict with the default, kind and full values
 	  $(HELM) lint --strict "$(CHART)" --values "$$values" || exit 1; \
 	done
 
-chart-test: ## Chart unit tests and offline Kubernetes schema validation
-	@HELM="$(HELM)" $(UV) run pytest tests/chart -q
+chart-test: setup ## Chart unit tests and offline Kubernetes schema validation
+	@HELM="$(HELM)" $(VENV)/pytest tests/chart -q

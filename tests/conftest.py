@@ -13,7 +13,10 @@ from devstack.kafka import KafkaBroker
 from devstack.procs import free_port
 from devstack.resonate import ResonateServer, server_binary
 
+from tombstone_common.telemetry import configure_tracing
+
 REPO = Path(__file__).resolve().parent.parent
+configure_tracing("tests")  # real span contexts (and traceparent headers); exported only with OTEL_* set
 CACHE = REPO / ".cache"
 
 

@@ -73,8 +73,8 @@ def _render_text(values: tuple[str, ...], sets: tuple[str, ...]) -> str:
     args = ["template", RELEASE, str(CHART), "--namespace", NAMESPACE]
     for name in values:
         args += ["--values", str(VALUES.get(name, name))]
-    for item in sets:
-        args += ["--set", item]
+    for item in sets:  # "json:key=value" = --set-json (numbers stay numbers)
+        args += ["--set-json", item[5:]] if item.startswith("json:") else ["--set", item]
     result = helm(*args)
     if result.returncode != 0:
         raise RenderError(result.stderr.strip())
@@ -82,7 +82,8 @@ def _render_text(values: tuple[str, ...], sets: tuple[str, ...]) -> str:
 
 
 def render(*values: str, sets: tuple[str, ...] | list[str] = ()) -> list[Manifest]:
-    """``helm template`` with the named values files (default/kind/full or a path) and --set."""
+    """``helm template`` with the named values files (default/kind/full or a path) and --set
+    (``json:key=value`` for --set-json)."""
     text = _render_text(tuple(values), tuple(sets))
     return [doc for doc in yaml.safe_load_all(text) if doc]
 

@@ -28,33 +28,47 @@ from tombstone_common.settings import PipelineSettings
 from tombstone_processor.settings import ProcessorSettings
 from tombstone_topic_init.topics import TopicInitSettings
 
-# Which settings class each of the chart's pipeline workloads loads at start.
+# Which settings class each pipeline command loads at start (the helm test pod runs a python
+# script that loads PipelineSettings).
 SETTINGS: dict[str, type[BaseModel]] = {
-    "processor": ProcessorSettings,
-    "producer": PipelineSettings,
-    "topic-init": TopicInitSettings,
-    "helm-test": PipelineSettings,
+    "record-processor": ProcessorSettings,
+    "record-producer": PipelineSettings,
+    "setup-topics": TopicInitSettings,
+    "python": PipelineSettings,
 }
+COMMAND_OF = {"processor": "record-processor", "producer": "record-producer",
+              "topic-init": "setup-topics", "helm-test": "python"}
 # Set even though the settings have a default: without RESONATE_URL the processor silently
 # runs in local (non-durable) mode, which a cluster must never do.
-ALSO_REQUIRED = {"processor": {"RESONATE_URL"}}
+ALSO_REQUIRED = {"record-processor": {"RESONATE_URL"}}
 # Variables the chart sets that are not settings fields.
 NOT_SETTINGS = {"POD_NAME", "TEST_COUNT", "TEST_TIMEOUT_SECONDS"}
 
 
-def required_env(component: str) -> set[str]:
+def required_env(command: str) -> set[str]:
     """Fields without a default, as environment names, plus ALSO_REQUIRED."""
-    cls = SETTINGS[component]
+    cls = SETTINGS[command]
     required = {name.upper() for name, field in cls.model_fields.items() if field.is_required()}
-    return required | ALSO_REQUIRED.get(component, set())
+    return required | ALSO_REQUIRED.get(command, set())
 
 
-def known_env(component: str) -> set[str]:
-    return {name.upper() for name in SETTINGS[component].model_fields} | NOT_SETTINGS
+def known_env(command: str) -> set[str]:
+    return {name.upper() for name in SETTINGS[command].model_fields} | NOT_SETTINGS
+
+
+def pipeline_containers(docs) -> list[tuple[Workload, dict, str]]:
+    """Every container (init containers too) that runs one of the pipeline's commands."""
+    found = []
+    for w in workloads(docs):
+        for c in w.containers():
+            command = (c.get("args") or c.get("command") or [""])[0]
+            if command in SETTINGS:
+                found.append((w, c, command))
+    return found
 
 
 def pipeline_workloads(docs) -> list[Workload]:
-    return [w for w in workloads(docs) if w.component in SETTINGS]
+    return [w for w in workloads(docs) if w.component in COMMAND_OF]
 
 
 @pytest.fixture(params=list(VALUES))
@@ -65,33 +79,37 @@ def docs(request):
 # ---- env --------------------------------------------------------------------------------------
 
 def test_required_lists_are_derived_from_the_settings() -> None:
-    assert "KAFKA_BOOTSTRAP_SERVERS" in required_env("producer")
-    assert {"KAFKA_BOOTSTRAP_SERVERS", "RESONATE_URL"} <= required_env("processor")
+    assert "KAFKA_BOOTSTRAP_SERVERS" in required_env("record-producer")
+    assert {"KAFKA_BOOTSTRAP_SERVERS", "RESONATE_URL"} <= required_env("record-processor")
 
 
-def test_every_pipeline_workload_is_rendered(docs) -> None:
-    assert {w.component for w in pipeline_workloads(docs)} == set(SETTINGS)
+def test_every_pipeline_command_is_rendered(docs) -> None:
+    assert {w.component for w in pipeline_workloads(docs)} == set(COMMAND_OF)
+    assert {command for _, _, command in pipeline_containers(docs)} == set(SETTINGS)
+    for w in pipeline_workloads(docs):
+        assert (main_container(w).get("args") or [""])[0] == COMMAND_OF[w.component], str(w)
 
 
 def test_every_required_variable_is_set(docs) -> None:
     problems = [
-        f"{w}: missing {sorted(missing)}"
-        for w in pipeline_workloads(docs)
-        if (missing := missing_env(main_container(w), required_env(w.component)))
+        f"{w} container {c['name']} ({command}): missing {sorted(missing)}"
+        for w, c, command in pipeline_containers(docs)
+        if (missing := missing_env(c, required_env(command)))
     ]
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.parametrize("component", list(SETTINGS))
+@pytest.mark.parametrize("component", list(COMMAND_OF))
 def test_the_check_catches_a_removed_required_variable(component: str) -> None:
     docs = copy.deepcopy(render("kind"))
     container = main_container(workload(docs, component))
-    for name in sorted(required_env(component)):
-        assert not missing_env(container, required_env(component))
+    required = required_env(COMMAND_OF[component])
+    for name in sorted(required):
+        assert not missing_env(container, required)
         removed = [e for e in container["env"] if e["name"] == name]
         assert removed, f"{component} does not set {name}"
         container["env"] = [e for e in container["env"] if e["name"] != name]
-        assert missing_env(container, required_env(component)) == {name}
+        assert missing_env(container, required) == {name}
         container["env"] += removed
 
 
@@ -99,16 +117,16 @@ def test_the_check_catches_an_emptied_variable() -> None:
     docs = copy.deepcopy(render("default"))
     container = main_container(workload(docs, "processor"))
     env_of(container)["KAFKA_BOOTSTRAP_SERVERS"]["value"] = ""
-    assert "KAFKA_BOOTSTRAP_SERVERS" in missing_env(container, required_env("processor"))
+    assert "KAFKA_BOOTSTRAP_SERVERS" in missing_env(container, required_env("record-processor"))
 
 
 def test_no_misspelled_variables(docs) -> None:
-    """Every variable a pipeline container gets is one its service reads (or OTEL_*)."""
+    """Every variable a pipeline container gets is one its command reads (or OTEL_*)."""
     problems = []
-    for w in pipeline_workloads(docs):
-        for name in env_of(main_container(w)):
-            if not name.startswith("OTEL_") and name not in known_env(w.component):
-                problems.append(f"{w}: {name} is not read by {w.component}")
+    for w, c, command in pipeline_containers(docs):
+        for name in env_of(c):
+            if not name.startswith("OTEL_") and name not in known_env(command):
+                problems.append(f"{w} container {c['name']}: {command} does not read {name}")
     assert not problems, "\n".join(problems)
 
 
@@ -124,28 +142,34 @@ def test_processor_gets_its_operational_settings() -> None:
 
 
 def test_topic_init_gets_its_settings() -> None:
-    env = env_of(main_container(workload(render("default"), "topic-init")))
+    docs = render("default")
+    env = env_of(main_container(workload(docs, "topic-init")))
     assert {"TOPIC_PARTITIONS", "TOPIC_REPLICATION_FACTOR", "BROKER_WAIT_SECONDS"} <= set(env)
+    # The processor's init container creates/checks the same topics the same way.
+    init = workload(docs, "processor").spec["initContainers"][0]
+    assert init["args"] == ["setup-topics"]
+    for name in ("TOPIC_PARTITIONS", "TOPIC_REPLICATION_FACTOR", "KAFKA_BOOTSTRAP_SERVERS"):
+        assert env_of(init)[name] == env[name]
 
 
 def test_rendered_env_is_valid_configuration(docs, monkeypatch) -> None:
-    """Each service's settings class accepts exactly the env the chart gives it."""
-    for w in pipeline_workloads(docs):
+    """Each command's settings class accepts exactly the env the chart gives it."""
+    for w, c, command in pipeline_containers(docs):
         with monkeypatch.context() as m:
-            for name in known_env(w.component) | {n for n in env_of(main_container(w))}:
+            for name in known_env(command) | set(env_of(c)):
                 m.delenv(name, raising=False)
-            for name, value in env_values(main_container(w)).items():
+            for name, value in env_values(c).items():
                 m.setenv(name, value)
-            settings = SETTINGS[w.component](_env_file=None)
-            if w.component == "processor":
+            settings = SETTINGS[command](_env_file=None)
+            if command == "record-processor":
                 assert settings.durable, "processor would run in local mode"
 
 
 def test_topics_are_the_same_everywhere(docs) -> None:
     seen = {
-        str(w): tuple(env_of(main_container(w))[n]["value"]
-                      for n in ("TOPIC_TOMBSTONES", "TOPIC_PROCESSED", "TOPIC_DLQ"))
-        for w in pipeline_workloads(docs)
+        f"{w}/{c['name']}": tuple(env_of(c)[n]["value"]
+                                  for n in ("TOPIC_TOMBSTONES", "TOPIC_PROCESSED", "TOPIC_DLQ"))
+        for w, c, _ in pipeline_containers(docs)
     }
     assert len(set(seen.values())) == 1, seen
 
@@ -157,8 +181,8 @@ def test_sasl_settings_reach_every_client_and_the_password_comes_from_a_secret()
         "kafka.sasl.username=pipeline", "kafka.sasl.existingSecret=kafka-creds",
     ])
     assert not find(docs, "StatefulSet")
-    for w in pipeline_workloads(docs):
-        env = env_of(main_container(w))
+    for w, c, _ in pipeline_containers(docs):
+        env = env_of(c)
         assert env["KAFKA_BOOTSTRAP_SERVERS"]["value"] == "broker-1.example:9093"
         assert env["KAFKA_SECURITY_PROTOCOL"]["value"] == "SASL_SSL"
         assert env["KAFKA_SASL_USERNAME"]["value"] == "pipeline"
@@ -224,13 +248,14 @@ def backing_container_port(docs, service: dict, port: dict) -> int:
                 for p in c.get("ports", []):
                     if p.get("name") == port["targetPort"]:
                         return p["containerPort"]
-    raise AssertionError(f"no container port {port['targetPort']} behind {service['metadata']['name']}")
+    target, name = port["targetPort"], service["metadata"]["name"]
+    raise AssertionError(f"no container port {target} behind {name}")
 
 
 def test_bootstrap_servers_point_at_the_redpanda_service(docs) -> None:
     redpanda = workload(docs, "redpanda")
-    for w in pipeline_workloads(docs):
-        servers = env_of(main_container(w))["KAFKA_BOOTSTRAP_SERVERS"]["value"]
+    for w, c, _ in pipeline_containers(docs):
+        servers = env_of(c)["KAFKA_BOOTSTRAP_SERVERS"]["value"]
         host, _, port = servers.rpartition(":")
         service, svc_port = service_port(docs, host, int(port))
         assert svc_port["name"] == "kafka"
@@ -254,18 +279,18 @@ def test_resonate_url_points_at_the_resonate_service(docs) -> None:
 
 def test_otel_endpoint_points_at_jaeger_when_it_is_on() -> None:
     docs = render("kind")
-    for w in pipeline_workloads(docs):
-        env = env_of(main_container(w))
+    for w, c, _ in pipeline_containers(docs):
+        env = env_of(c)
         parsed = urlparse(env["OTEL_EXPORTER_OTLP_ENDPOINT"]["value"])
         service, svc_port = service_port(docs, parsed.hostname, parsed.port)
         assert svc_port["name"] == "otlp-http" and parsed.port == 4318
         assert backing_container_port(docs, service, svc_port) == 4318
-        assert env["OTEL_SERVICE_NAME"]["value"] == w.component
+        assert env["OTEL_SERVICE_NAME"]["value"].startswith(w.component)
 
 
 def test_tracing_is_off_without_an_endpoint() -> None:
-    for w in pipeline_workloads(render("default")):
-        env = env_of(main_container(w))
+    for w, c, _ in pipeline_containers(render("default")):
+        env = env_of(c)
         assert "OTEL_EXPORTER_OTLP_ENDPOINT" not in env
         assert env["OTEL_TRACES_EXPORTER"]["value"] == "none"
 
@@ -296,7 +321,8 @@ def test_processor_probes_hit_its_health_endpoints_on_the_http_port(docs) -> Non
 
 
 def test_processor_port_follows_the_value() -> None:
-    container = main_container(workload(render("default", sets=["processor.httpPort=9100"]), "processor"))
+    docs = render("default", sets=["processor.httpPort=9100"])
+    container = main_container(workload(docs, "processor"))
     assert env_of(container)["PROCESSOR_HTTP_PORT"]["value"] == "9100"
     assert container["ports"][0]["containerPort"] == 9100
 
@@ -307,11 +333,27 @@ def test_resonate_probes_hit_health_and_ready(docs) -> None:
     assert probe_target(container, "readinessProbe") == ("/ready", "http")
 
 
-def test_every_long_running_container_has_a_readiness_probe(docs) -> None:
+def test_every_long_running_pod_has_a_readiness_probe(docs) -> None:
     for w in workloads(docs):
         if w.kind in ("Deployment", "StatefulSet"):
-            for c in w.containers():
-                assert "readinessProbe" in c, f"{w} container {c['name']}"
+            assert any("readinessProbe" in c for c in w.containers()), str(w)
+
+
+def test_console_login_proxy_guards_the_console() -> None:
+    docs = render("full")
+    console = workload(docs, "console")
+    proxy = next(c for c in console.containers() if c["name"] == "login-proxy")
+    assert probe_target(proxy, "readinessProbe") == ("/healthz", "http")
+    service = one(docs, "Service", "console")
+    assert service["spec"]["ports"][0]["targetPort"] == "http"
+    assert {p["name"] for p in proxy["ports"]} == {"http"}
+    assert all(p["name"] != "http" for c in console.containers() if c["name"] == "console"
+               for p in c["ports"])
+    config = one(docs, "ConfigMap", "console")["data"]
+    assert "listenAddress: 127.0.0.1" in config["console.yaml"]
+    assert "auth_basic_user_file" in config["nginx.conf"]
+    volumes = {v["name"]: v for v in console.spec["volumes"]}
+    assert volumes["auth"]["secret"]["secretName"] == "tombstone-console-login"
 
 
 # ---- security, resources ----------------------------------------------------------------------
@@ -379,7 +421,7 @@ def test_pdb_follows_the_autoscaler_minimum() -> None:
 
 @pytest.mark.parametrize("grace", ["20", "45.5", "0", "120"])
 def test_termination_grace_exceeds_the_drain(grace: str) -> None:
-    docs = render("default", sets=[f"processor.shutdownGraceSeconds={grace}"])
+    docs = render("default", sets=[f"json:processor.shutdownGraceSeconds={grace}"])
     processor = workload(docs, "processor")
     drain = float(env_of(main_container(processor))["PROCESSOR_SHUTDOWN_GRACE_SECONDS"]["value"])
     assert drain == float(grace)
@@ -425,10 +467,23 @@ def allowed_components(policy: dict) -> set[str]:
 def test_only_pipeline_clients_reach_the_broker_and_only_the_processor_reaches_resonate() -> None:
     docs = render("full")
     broker = one(docs, "NetworkPolicy", "redpanda")
-    clients = {w.component for w in workloads(docs)
-               if "KAFKA_BOOTSTRAP_SERVERS" in env_of(main_container(w))}
+    clients = {w.component for w, c, _ in pipeline_containers(docs)
+               if "KAFKA_BOOTSTRAP_SERVERS" in env_of(c)}
     assert clients <= allowed_components(broker)
     assert allowed_components(broker) <= clients | {"console", "redpanda"}
     resonate = one(docs, "NetworkPolicy", "resonate")
     api_rules = [r for r in resonate["spec"]["ingress"] if {"port": "http"} in r.get("ports", [])]
-    assert len(api_rules) == 1 and allowed_components({"spec": {"ingress": api_rules}}) == {"processor"}
+    assert len(api_rules) == 1
+    assert allowed_components({"spec": {"ingress": api_rules}}) == {"processor"}
+
+
+def test_helm_test_script_compiles_and_uses_the_rendered_env() -> None:
+    docs = render("default")
+    script = one(docs, "ConfigMap", "helm-test")["data"]["roundtrip.py"]
+    compile(script, "roundtrip.py", "exec")
+    pod = workload(docs, "helm-test")
+    assert pod.manifest["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    env = env_of(main_container(pod))
+    for name in ("TEST_COUNT", "TEST_TIMEOUT_SECONDS"):
+        assert f'os.environ["{name}"]' in script and name in env
+    assert pod.spec["activeDeadlineSeconds"] > int(env["TEST_TIMEOUT_SECONDS"]["value"])

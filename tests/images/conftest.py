@@ -7,12 +7,6 @@ import pytest
 from tests.images.docker import SERVICES, build_images, docker_problem, image_exists, image_name
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "images: builds and runs the service images (needs a Docker daemon)"
-    )
-
-
 @pytest.fixture(scope="session")
 def images() -> dict[str, str]:
     """Service name -> image, built with scripts/images.sh when missing (or IMAGES_REBUILD=1)."""

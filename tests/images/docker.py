@@ -91,3 +91,52 @@ def run_image(
     except subprocess.TimeoutExpired:
         subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
         raise
+
+
+def chart_env(
+    component: str,
+    values: str = "kind",
+    *,
+    bootstrap_servers: str = "127.0.0.1:9092",
+    resonate_url: str | None = None,
+    otel_endpoint: str | None = None,
+    secrets: Mapping[str, str] | None = None,
+    overrides: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The env the chart renders for ``component``'s main container, with the in-cluster
+    addresses replaced by local ones, so `run_image(image, chart_env(...))` runs the image the
+    way the cluster would, against services on the host.
+
+    fieldRefs (pod name) become ``e2e-<component>``; secretKeyRefs take their value from
+    ``secrets`` (by variable name) or are left out; ``$(VAR)`` references are expanded.
+    Needs helm (tests.chart.manifests.helm_binary).
+    """
+    from tests.chart.manifests import env_of, main_container, render, workload
+
+    container = main_container(workload(render(values), component))
+    env: dict[str, str] = {}
+    for name, item in env_of(container).items():
+        if "value" in item:
+            env[name] = str(item["value"])
+        elif "fieldRef" in item.get("valueFrom", {}):
+            env[name] = f"e2e-{component}"
+        elif secrets and name in secrets:
+            env[name] = secrets[name]
+    env["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap_servers
+    if "RESONATE_URL" in env:
+        if resonate_url is None:
+            del env["RESONATE_URL"]
+        else:
+            env["RESONATE_URL"] = resonate_url
+    env.pop("OTEL_EXPORTER_OTLP_PROTOCOL", None)
+    if otel_endpoint:
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = otel_endpoint
+    else:
+        env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+        env["OTEL_TRACES_EXPORTER"] = "none"
+    env.update(overrides or {})
+    for name, value in env.items():  # Kubernetes' $(VAR) expansion
+        for ref, ref_value in env.items():
+            value = value.replace(f"$({ref})", ref_value)
+        env[name] = value
+    return env

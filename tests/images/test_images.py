@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.images.docker import SERVICES, docker, inspect_image, run_image
+from tests.images.docker import SERVICES, chart_env, docker, inspect_image, run_image
 
 pytestmark = pytest.mark.images
 
@@ -119,9 +119,28 @@ def test_run_image_passes_env_and_reaches_host_loopback(images) -> None:
         script = ("import os, socket; "
                   f"socket.create_connection(('127.0.0.1', {port}), timeout=10)"
                   ".sendall(os.environ['PROBE'].encode())")
-        result = run_image(images["producer"], env={"PROBE": "hello"}, args=["python", "-c", script])
+        result = run_image(images["producer"], env={"PROBE": "hello"},
+                           args=["python", "-c", script])
         assert result.returncode == 0, result.stderr
         connection, _ = server.accept()
         with connection:
             connection.settimeout(10)
             assert connection.recv(16) == b"hello"
+
+
+def test_topic_init_image_with_the_chart_env_waits_for_the_broker_and_says_why(images) -> None:
+    """The chart's env is valid configuration for the image; with no broker it fails cleanly."""
+    from tests.chart.manifests import HelmUnavailable, helm_binary
+
+    try:
+        helm_binary()
+    except HelmUnavailable as exc:
+        pytest.skip(str(exc))
+    with socket.create_server(("127.0.0.1", 0)) as closed:
+        port = closed.getsockname()[1]
+    env = chart_env("topic-init", bootstrap_servers=f"127.0.0.1:{port}",
+                    overrides={"BROKER_WAIT_SECONDS": "3"})
+    assert env["TOPIC_PROCESSED"] == "processed" and "KAFKA_SASL_PASSWORD" not in env
+    result = run_image(images["topic-init"], env, timeout=90)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "error:" in result.stderr and f"127.0.0.1:{port}" in result.stderr, result.stderr

@@ -5,14 +5,17 @@ import json
 import pytest
 
 from tombstone_processor.app import build_resonate
+from tombstone_common.settings import TopicSettings
 from tombstone_processor.effects import Publisher
 from tombstone_processor.settings import ProcessorSettings
 from tombstone_processor.simulation import Work
+from tombstone_processor.tracing import TraceContext
 from tombstone_processor.workflow import Job, RetryBackoff, cleanup_tombstone
 
 
 class Recorder(Publisher):
     def __init__(self):  # no Kafka: keep what would have been sent
+        self.topics = TopicSettings(_env_file=None)
         self.records = []
         self.dead_letters = []
 
@@ -48,6 +51,7 @@ def job(tombstone_id, batches=None, error_rate=None):
         started_at="2026-01-01T00:00:00+00:00",
         key=tombstone_id,
         value=json.dumps({"id": tombstone_id}),
+        trace=TraceContext(parent={}, workflow_span_id="00000000000000aa"),
     )
 
 

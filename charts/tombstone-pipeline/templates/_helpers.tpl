@@ -176,6 +176,17 @@ imagePullSecrets:
 {{- end }}
 {{- end -}}
 
+{{/* Environment of setup-topics: (dict "ctx" $ "service" "topic-init"). */}}
+{{- define "tombstone-pipeline.topicInitEnv" -}}
+{{ include "tombstone-pipeline.pipelineEnv" . }}
+- name: TOPIC_PARTITIONS
+  value: {{ .ctx.Values.topics.partitions | quote }}
+- name: TOPIC_REPLICATION_FACTOR
+  value: {{ .ctx.Values.topics.replicationFactor | quote }}
+- name: BROKER_WAIT_SECONDS
+  value: {{ .ctx.Values.topicInit.brokerWaitSeconds | quote }}
+{{- end -}}
+
 {{/* The volumes and mounts of a read-only root filesystem: a writable /tmp. */}}
 {{- define "tombstone-pipeline.tmpVolume" -}}
 - name: tmp

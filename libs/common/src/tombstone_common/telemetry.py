@@ -1,23 +1,43 @@
 """OpenTelemetry tracing, configured from the standard ``OTEL_*`` variables.
 
-Tracing is on when ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or the traces-specific endpoint) is set and
-``OTEL_TRACES_EXPORTER`` is not ``none``; otherwise the global no-op tracer stays in place.
+A tracer provider is always installed, so every record the services write carries a valid W3C
+``traceparent``; spans are *exported* only when ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or the
+traces-specific endpoint) is set and ``OTEL_TRACES_EXPORTER`` is not ``none``.
+
+Kafka headers carry the context between services (the stock confluent-kafka instrumentation only
+*links* consumer spans, so propagation is done here by hand), and workflow arguments carry it
+across crashes: a resumed workflow's spans join the trace it started in.
 """
 
 from __future__ import annotations
 
+import contextvars
 import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
-from opentelemetry import trace
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 _provider: TracerProvider | None = None
+_preset_span_id: contextvars.ContextVar[int | None] = contextvars.ContextVar("preset_span_id", default=None)
 
 
-def tracing_enabled() -> bool:
-    if os.environ.get("OTEL_TRACES_EXPORTER", "otlp").lower() == "none":
+class _PresetIdGenerator(RandomIdGenerator):
+    """Random ids, except where :func:`span_with_id` fixes the id of the span being created."""
+
+    def generate_span_id(self) -> int:
+        preset = _preset_span_id.get()
+        return preset if preset is not None else super().generate_span_id()
+
+
+def tracing_exported() -> bool:
+    if os.environ.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower() == "none":
         return False
     return bool(
         os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
@@ -27,13 +47,16 @@ def tracing_enabled() -> bool:
 
 def configure_tracing(service: str) -> None:
     global _provider
-    if _provider is not None or not tracing_enabled():
+    if _provider is not None:
         return
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    name = os.environ.get("OTEL_SERVICE_NAME") or service
+    _provider = TracerProvider(
+        resource=Resource.create({"service.name": name}), id_generator=_PresetIdGenerator()
+    )
+    if tracing_exported():
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-    name = os.environ.get("OTEL_SERVICE_NAME", service)
-    _provider = TracerProvider(resource=Resource.create({"service.name": name}))
-    _provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        _provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(_provider)
 
 
@@ -44,3 +67,60 @@ def shutdown_tracing() -> None:
 
 def tracer(name: str) -> trace.Tracer:
     return trace.get_tracer(name)
+
+
+def new_span_id() -> int:
+    return RandomIdGenerator().generate_span_id()
+
+
+@contextmanager
+def span_with_id(span_id: int) -> Iterator[None]:
+    """Spans started inside get ``span_id``: lets a span be emitted after its children."""
+    token = _preset_span_id.set(span_id)
+    try:
+        yield
+    finally:
+        _preset_span_id.reset(token)
+
+
+# ── carrying context in Kafka headers and in durable arguments ──────────────
+
+Headers = Sequence[tuple[str, bytes | None]]
+
+
+def headers_from(context: otel_context.Context | None = None) -> list[tuple[str, bytes]]:
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier, context=context)
+    return [(key, value.encode()) for key, value in carrier.items()]
+
+
+def context_from_headers(headers: Headers | None) -> otel_context.Context:
+    carrier = {key: value.decode(errors="replace") for key, value in headers or () if value is not None}
+    return propagate.extract(carrier)
+
+
+def carrier_for(span_context: SpanContext) -> dict[str, str]:
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier, context=trace.set_span_in_context(NonRecordingSpan(span_context)))
+    return carrier
+
+
+def context_from_carrier(carrier: dict[str, str]) -> otel_context.Context:
+    return propagate.extract(carrier)
+
+
+def child_context(parent: SpanContext, span_id: int) -> SpanContext:
+    """The context of a span (not yet emitted) with ``span_id`` under ``parent``'s trace."""
+    return SpanContext(parent.trace_id, span_id, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED))
+
+
+class Messaging:
+    """Messaging semantic-convention attribute names."""
+
+    SYSTEM = "messaging.system"
+    DESTINATION = "messaging.destination.name"
+    OPERATION = "messaging.operation.type"
+    PARTITION = "messaging.destination.partition.id"
+    OFFSET = "messaging.kafka.offset"
+    KEY = "messaging.kafka.message.key"
+    GROUP = "messaging.consumer.group.name"

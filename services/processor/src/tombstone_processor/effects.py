@@ -10,12 +10,12 @@ from tombstone_common.settings import TopicSettings
 class Publisher:
     def __init__(self, producer: AsyncProducer, topics: TopicSettings) -> None:
         self._producer = producer
-        self._topics = topics
+        self.topics = topics
 
     async def processed(self, record: ProcessedRecord, headers: Headers = ()) -> None:
         await self._producer.send(
-            self._topics.topic_processed, record.to_value(), key=record.id, headers=headers
+            self.topics.topic_processed, record.to_value(), key=record.id, headers=headers
         )
 
     async def dead_letter(self, key: bytes | None, value: bytes | None, headers: Headers) -> None:
-        await self._producer.send(self._topics.topic_dlq, value, key=key, headers=headers)
+        await self._producer.send(self.topics.topic_dlq, value, key=key, headers=headers)

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from confluent_kafka import KafkaException, Message, TopicPartition
 from confluent_kafka.aio import AIOConsumer
+from opentelemetry.trace import Status, StatusCode
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from tombstone_common.logs import get_logger
@@ -24,12 +25,14 @@ from tombstone_common.messages import (
     parse_tombstone,
     utc_now,
 )
+from tombstone_common.telemetry import Messaging, context_from_headers, headers_from
 from tombstone_processor.dispatcher import Dispatcher
 from tombstone_processor.effects import Publisher
 from tombstone_processor.offsets import PartitionOffsets
 from tombstone_processor.settings import ProcessorSettings
 from tombstone_processor.simulation import Work
 from tombstone_processor.state import ProcessorState
+from tombstone_processor.tracing import TraceContext, process_span
 from tombstone_processor.workflow import Job
 
 log = get_logger(__name__)
@@ -97,26 +100,37 @@ class Intake:
         position = SourcePosition(
             topic=message.topic(), partition=message.partition(), offset=message.offset()
         )
-        try:
-            tombstone = parse_tombstone(
-                message.key(), message.value(), self._settings.processor_max_record_bytes
-            )
-        except InvalidRecord as exc:
-            await self._dead_letter(message, position, exc.reason)
-            offsets.settle(position.offset)
-            return
         key, value = message.key(), message.value()
-        job = Job(
-            id=tombstone.id,
-            topic=position.topic,
-            partition=position.partition,
-            offset=position.offset,
-            work=Work(batches=tombstone.batches, error_rate=tombstone.error_rate),
-            started_at=utc_now().isoformat(),
-            key=key.decode() if key is not None else None,
-            value=value.decode(),
-        )
-        completion = await _retrying(lambda: self._dispatcher.start(job), "hand-off", job.id)
+        attributes = {
+            Messaging.SYSTEM: "kafka",
+            Messaging.DESTINATION: position.topic,
+            Messaging.OPERATION: "process",
+            Messaging.PARTITION: str(position.partition),
+            Messaging.OFFSET: position.offset,
+            Messaging.GROUP: self._settings.kafka_consumer_group,
+        }
+        if key is not None:
+            attributes[Messaging.KEY] = key.decode(errors="replace")
+        with process_span(position.topic, context_from_headers(message.headers()), **attributes) as span:
+            try:
+                tombstone = parse_tombstone(key, value, self._settings.processor_max_record_bytes)
+            except InvalidRecord as exc:
+                span.set_status(Status(StatusCode.ERROR, exc.reason))
+                await self._dead_letter(message, position, exc.reason)
+                offsets.settle(position.offset)
+                return
+            job = Job(
+                id=tombstone.id,
+                topic=position.topic,
+                partition=position.partition,
+                offset=position.offset,
+                work=Work(batches=tombstone.batches, error_rate=tombstone.error_rate),
+                started_at=utc_now().isoformat(),
+                key=key.decode() if key is not None else None,
+                value=value.decode(),
+                trace=TraceContext.under(span),
+            )
+            completion = await _retrying(lambda: self._dispatcher.start(job), "hand-off", job.id)
         if self._settings.durable:
             offsets.settle(position.offset)
         else:  # local mode: nothing survives a crash, so the offset waits for completion
@@ -125,7 +139,7 @@ class Intake:
             )
 
     async def _dead_letter(self, message: Message, position: SourcePosition, reason: str) -> None:
-        headers = dead_letter_headers(reason, "InvalidRecord", position)
+        headers = [*dead_letter_headers(reason, "InvalidRecord", position), *headers_from()]
         log.warning("dead-lettering invalid record", reason=reason, **position.model_dump())
         await _retrying(
             lambda: self._publisher.dead_letter(message.key(), message.value(), headers),

@@ -27,6 +27,7 @@ class Work:
 class BatchResult:
     done: bool
     attempts: int
+    finished_at: float
 
 
 class Ledger:
@@ -59,9 +60,13 @@ class SimulatedDeleter:
             return self._random
         return random.Random(f"{seed}/{tombstone_id}/{batch}/{attempt}")
 
-    def delete_batch(self, step_id: str, tombstone_id: str, batch: int, work: Work) -> BatchResult:
+    def count_attempt(self, step_id: str) -> int:
+        """Number this attempt of a durable step (retries of one step share its id)."""
         attempt = self._attempts.get(step_id, 0) + 1
         self._attempts[step_id] = attempt
+        return attempt
+
+    def delete_batch(self, step_id: str, tombstone_id: str, batch: int, work: Work, attempt: int) -> BatchResult:
         rng = self._rng(tombstone_id, batch, attempt)
         error_rate = self._settings.delete_error_rate if work.error_rate is None else work.error_rate
         failed = rng.random() < error_rate
@@ -85,4 +90,4 @@ class SimulatedDeleter:
                 del self._attempts[step_id]
             raise DeleteError(f"batch {batch} of {tombstone_id} failed (attempt {attempt})")
         del self._attempts[step_id]
-        return BatchResult(done=done, attempts=attempt)
+        return BatchResult(done=done, attempts=attempt, finished_at=time.time())

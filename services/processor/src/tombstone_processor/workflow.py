@@ -7,19 +7,18 @@ steps from their stored results instead of running them again.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+
+from opentelemetry.trace import SpanKind
 
 from resonate.context import Context
-
-from tombstone_common.messages import (
-    ProcessedRecord,
-    SourcePosition,
-    dead_letter_headers,
-    utc_now,
-)
+from tombstone_common.messages import ProcessedRecord, SourcePosition, dead_letter_headers, utc_now
+from tombstone_common.telemetry import Messaging, headers_from
 from tombstone_processor.effects import Publisher
 from tombstone_processor.simulation import BatchResult, SimulatedDeleter, Work
+from tombstone_processor.tracing import TraceContext, emit_span, emit_workflow_span, step_span
 
 
 @dataclass(frozen=True)
@@ -34,6 +33,11 @@ class Job:
     started_at: str
     key: str | None
     value: str
+    trace: TraceContext
+
+    @property
+    def source(self) -> SourcePosition:
+        return SourcePosition(topic=self.topic, partition=self.partition, offset=self.offset)
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,7 @@ class Outcome:
 
 @dataclass(frozen=True)
 class RetryBackoff:
-    """Exponential backoff for a failing batch; ``attempts`` counts the first try."""
+    """Exponential backoff for a failing step; ``attempts`` counts the first try."""
 
     initial: float
     maximum: float
@@ -77,47 +81,78 @@ class Dependencies:
 async def cleanup_tombstone(ctx: Context, job: Job) -> Outcome:
     config = ctx.get_dependency(Dependencies).config
     batches = attempts = 0
+    slept_since: float | None = None
     while True:
         try:
             result = await ctx.options(retry_policy=config.retry).run(
-                delete_batch, job.id, batches + 1, job.work
+                delete_batch, job, batches + 1, slept_since
             )
         except Exception as exc:  # retries exhausted: a poison tombstone
             attempts += config.retry.attempts
-            await ctx.run(dead_letter, job, f"delete failed after {attempts} attempts: {exc}", attempts)
+            reason = f"delete failed after {config.retry.attempts} attempts: {exc}"
+            await ctx.run(dead_letter, job, reason, batches, attempts)
             return Outcome(job.id, "dead-lettered", batches, attempts)
         batches += 1
         attempts += result.attempts
         if result.done:
             break
         if config.batch_interval:
+            slept_since = result.finished_at
             await ctx.sleep(config.batch_interval)
     await ctx.run(publish_processed, job, batches, attempts)
     return Outcome(job.id, "processed", batches, attempts)
 
 
-async def delete_batch(ctx: Context, tombstone_id: str, batch: int, work: Work) -> BatchResult:
+async def delete_batch(ctx: Context, job: Job, batch: int, slept_since: float | None) -> BatchResult:
     deleter = ctx.get_dependency(Dependencies).deleter
-    return deleter.delete_batch(ctx.info.id, tombstone_id, batch, work)
+    attempt = deleter.count_attempt(ctx.info.id)
+    if slept_since is not None and attempt == 1:  # the durable sleep that ended just now
+        emit_span("sleep", job.trace.workflow(), slept_since, time.time(), **{"tombstone.id": job.id})
+    with step_span("delete_batch", job.trace, **{"tombstone.id": job.id, "batch": batch, "attempt": attempt}):
+        return deleter.delete_batch(ctx.info.id, job.id, batch, job.work, attempt)
 
 
 async def publish_processed(ctx: Context, job: Job, batches: int, attempts: int) -> None:
     deps = ctx.get_dependency(Dependencies)
     record = ProcessedRecord(
         id=job.id,
-        source=SourcePosition(topic=job.topic, partition=job.partition, offset=job.offset),
+        source=job.source,
         batches=batches,
         attempts=attempts,
         started_at=job.started_at,
         completed_at=utc_now(),
         processor=deps.config.processor,
     )
-    await deps.publisher.processed(record)
+    _emit_workflow(job, ok=True, batches=batches, attempts=attempts)
+    with step_span(
+        f"send {deps.publisher.topics.topic_processed}",
+        job.trace,
+        kind=SpanKind.PRODUCER,
+        **_messaging(deps.publisher.topics.topic_processed, job.id),
+    ) as span:
+        await deps.publisher.processed(record, headers_from())
+        span.set_attribute("tombstone.source.offset", job.offset)
 
 
-async def dead_letter(ctx: Context, job: Job, reason: str, attempts: int) -> None:
-    source = SourcePosition(topic=job.topic, partition=job.partition, offset=job.offset)
-    headers = dead_letter_headers(reason, "DeleteFailed", source, attempts)
-    await ctx.get_dependency(Dependencies).publisher.dead_letter(
-        job.key.encode() if job.key is not None else None, job.value.encode(), headers
+async def dead_letter(ctx: Context, job: Job, reason: str, batches: int, attempts: int) -> None:
+    publisher = ctx.get_dependency(Dependencies).publisher
+    _emit_workflow(job, ok=False, batches=batches, attempts=attempts)
+    headers = dead_letter_headers(reason, "DeleteFailed", job.source, attempts)
+    with step_span(f"send {publisher.topics.topic_dlq}", job.trace, kind=SpanKind.PRODUCER,
+                   **_messaging(publisher.topics.topic_dlq, job.id)):
+        await publisher.dead_letter(
+            job.key.encode() if job.key is not None else None,
+            job.value.encode(),
+            [*headers, *headers_from()],
+        )
+
+
+def _emit_workflow(job: Job, ok: bool, batches: int, attempts: int) -> None:
+    started = datetime.fromisoformat(job.started_at).timestamp()
+    emit_workflow_span(
+        job.trace, started, ok, **{"tombstone.id": job.id, "batches": batches, "attempts": attempts}
     )
+
+
+def _messaging(topic: str, key: str) -> dict[str, object]:
+    return {Messaging.SYSTEM: "kafka", Messaging.DESTINATION: topic, Messaging.OPERATION: "send", Messaging.KEY: key}

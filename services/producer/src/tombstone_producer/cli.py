@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemaining
 from tombstone_common.logs import configure_logging, get_logger
 from tombstone_common.messages import Tombstone
 from tombstone_common.settings import PipelineSettings, fail, load_settings
+from tombstone_common.telemetry import configure_tracing, shutdown_tracing
 from tombstone_producer.produce import new_ids, produce
 
 app = typer.Typer(add_completion=False)
@@ -40,6 +41,7 @@ def record_producer(
     """Put tombstones on the tombstones topic (key = id, value = JSON object)."""
     settings = load_settings(PipelineSettings)
     configure_logging(settings, "producer")
+    configure_tracing("producer")
     try:
         tombstones = [
             Tombstone(id=tid, batches=batches, error_rate=error_rate)
@@ -81,4 +83,7 @@ def record_producer(
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    finally:
+        shutdown_tracing()

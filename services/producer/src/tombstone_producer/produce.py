@@ -8,11 +8,18 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from functools import partial
+
 from confluent_kafka import KafkaError, Message, Producer
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from tombstone_common.kafka import producer_config
 from tombstone_common.messages import Tombstone
 from tombstone_common.settings import PipelineSettings
+from tombstone_common.telemetry import Messaging, headers_from, tracer
+
+_tracer = tracer("tombstone_producer")
 
 
 def new_ids(count: int, prefix: str | None = None) -> list[str]:
@@ -30,10 +37,15 @@ class DeliveryReport:
     positions: dict[str, tuple[int, int]] = field(default_factory=dict)
     seconds: float = 0.0
 
-    def on_delivery(self, error: KafkaError | None, message: Message) -> None:
+    def on_delivery(self, span: Span, error: KafkaError | None, message: Message) -> None:
         if error is not None:
+            span.set_status(Status(StatusCode.ERROR, error.str()))
+            span.end()
             self.failed.append(f"{message.key()!r}: {error.str()}")
             return
+        span.set_attribute(Messaging.PARTITION, str(message.partition()))
+        span.set_attribute(Messaging.OFFSET, message.offset())
+        span.end()
         self.delivered += 1
         self.partitions[message.partition()] += 1
         self.positions[message.key().decode()] = (message.partition(), message.offset())
@@ -54,13 +66,24 @@ def produce(
             delay = started + sent / rate - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
+        span = _tracer.start_span(
+            f"send {settings.topic_tombstones}",
+            kind=SpanKind.PRODUCER,
+            attributes={
+                Messaging.SYSTEM: "kafka",
+                Messaging.DESTINATION: settings.topic_tombstones,
+                Messaging.OPERATION: "send",
+                Messaging.KEY: tombstone.id,
+            },
+        )
         while True:
             try:
                 producer.produce(
                     settings.topic_tombstones,
                     key=tombstone.id,
                     value=tombstone.to_value(),
-                    on_delivery=report.on_delivery,
+                    headers=headers_from(trace.set_span_in_context(span)),
+                    on_delivery=partial(report.on_delivery, span),
                 )
                 break
             except BufferError:

@@ -1,0 +1,94 @@
+"""Spans of one tombstone's journey, kept in one trace across hand-off, sleeps and crashes.
+
+The intake opens a ``process`` span and decides the id of the workflow span up front; both travel
+in the workflow's durable arguments (:class:`TraceContext`). Steps hang their spans under that
+workflow span whenever — and on whichever processor — they run, and the last step emits the
+workflow span itself, with the id that its children already point to.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import NonRecordingSpan, Span, SpanKind, Status, StatusCode
+
+from tombstone_common.logs import get_logger
+from tombstone_common.telemetry import (
+    carrier_for,
+    child_context,
+    context_from_carrier,
+    new_span_id,
+    span_with_id,
+    tracer,
+)
+
+_tracer = tracer("tombstone_processor")
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class TraceContext:
+    """Durable: the ``process`` span's W3C carrier and the workflow span's id (hex)."""
+
+    parent: dict[str, str]
+    workflow_span_id: str
+
+    @classmethod
+    def under(cls, process_span: Span) -> TraceContext:
+        return cls(carrier_for(process_span.get_span_context()), f"{new_span_id():016x}")
+
+    def _parent_span_context(self) -> trace.SpanContext:
+        return trace.get_current_span(context_from_carrier(self.parent)).get_span_context()
+
+    def workflow(self) -> Context:
+        """A context whose current span is the workflow span (emitted later)."""
+        parent = self._parent_span_context()
+        if not parent.is_valid:
+            return Context()
+        span_context = child_context(parent, int(self.workflow_span_id, 16))
+        return trace.set_span_in_context(NonRecordingSpan(span_context))
+
+
+def _ns(seconds: float) -> int:
+    return int(seconds * 1e9)
+
+
+def emit_span(name: str, parent: Context, start: float, end: float, **attributes: object) -> None:
+    span = _tracer.start_span(name, context=parent, start_time=_ns(start), attributes=attributes)
+    span.end(end_time=_ns(end))
+
+
+@contextmanager
+def step_span(name: str, trace_context: TraceContext, kind: SpanKind = SpanKind.INTERNAL, **attributes: object) -> Iterator[Span]:
+    """A span under the workflow span; a failure is recorded on it, logged, and re-raised
+    (Resonate retries the step)."""
+    with _tracer.start_as_current_span(name, context=trace_context.workflow(), kind=kind, attributes=attributes) as span:
+        try:
+            yield span
+        except Exception as exc:
+            log.warning("step failed; Resonate retries it", step=name, error=str(exc), **{
+                key.replace(".", "_"): value for key, value in attributes.items() if key.startswith(("tombstone", "batch", "attempt"))
+            })
+            raise
+
+
+def emit_workflow_span(trace_context: TraceContext, started_at: float, ok: bool, **attributes: object) -> None:
+    parent = context_from_carrier(trace_context.parent)
+    if not trace.get_current_span(parent).get_span_context().is_valid:
+        return
+    with span_with_id(int(trace_context.workflow_span_id, 16)):
+        span = _tracer.start_span(
+            "workflow cleanup_tombstone", context=parent, start_time=_ns(started_at), attributes=attributes
+        )
+    if not ok:
+        span.set_status(Status(StatusCode.ERROR, "dead-lettered"))
+    span.end(end_time=_ns(time.time()))
+
+
+def process_span(topic: str, parent: Context, **attributes: object):
+    return _tracer.start_as_current_span(f"process {topic}", context=parent, kind=SpanKind.CONSUMER, attributes=attributes)
