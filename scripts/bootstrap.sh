@@ -23,7 +23,7 @@ find_python() {
 }
 
 find_uv() {
-  if command -v uv >/dev/null; then echo uv; return; fi
+  if uv --version >/dev/null 2>&1; then echo uv; return; fi  # (a pyenv shim may exist but fail)
   local python; python=$(command -v python3 || true)
   if [ -n "$python" ] && ! "$python" -m uv --version >/dev/null 2>&1; then
     log "installing uv (pip install --user uv)"
