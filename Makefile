@@ -40,6 +40,13 @@ test: setup ## Unit + integration + e2e tests (starts its own broker; Resonate t
 test-unit: setup ## Unit tests only (no broker)
 	@$(VENV)/pytest tests/unit
 
+CHAOS_RUNS ?= 1
+.PHONY: chaos
+chaos: setup ## Chaos test: 3 processors, kills and restarts (CHAOS_RUNS=3, CHAOS_SEED=…)
+	@for run in $$(seq $(CHAOS_RUNS)); do \
+	  echo "chaos run $$run/$(CHAOS_RUNS)"; $(VENV)/pytest tests/chaos -m chaos -q -p no:cacheprovider || exit 1; \
+	done
+
 .PHONY: clean
 clean: down ## Stop the stack and delete its data (.stack/)
 	rm -rf .stack

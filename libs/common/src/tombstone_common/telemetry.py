@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextvars
 import os
+import socket
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -50,9 +51,10 @@ def configure_tracing(service: str) -> None:
     if _provider is not None:
         return
     name = os.environ.get("OTEL_SERVICE_NAME") or service
-    _provider = TracerProvider(
-        resource=Resource.create({"service.name": name}), id_generator=_PresetIdGenerator()
+    resource = Resource.create(
+        {"service.name": name, "service.instance.id": f"{socket.gethostname()}-{os.getpid()}"}
     )
+    _provider = TracerProvider(resource=resource, id_generator=_PresetIdGenerator())
     if tracing_exported():
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 

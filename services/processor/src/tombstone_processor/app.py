@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import contextlib
 from datetime import timedelta
 
@@ -34,7 +35,9 @@ log = get_logger(__name__)
 LOCAL_TIMER_TICK_SECONDS = 0.1
 
 
-def build_resonate(settings: ProcessorSettings, publisher: Publisher) -> Resonate:
+def build_resonate(
+    settings: ProcessorSettings, publisher: Publisher, state: ProcessorState | None = None
+) -> Resonate:
     common = {
         "group": settings.resonate_group,
         "max_concurrent_tasks": settings.processor_max_in_flight,
@@ -71,7 +74,7 @@ def build_resonate(settings: ProcessorSettings, publisher: Publisher) -> Resonat
         ),
         processor=settings.processor_name,
     )
-    deleter = SimulatedDeleter(settings, settings.processor_name)
+    deleter = SimulatedDeleter(settings, settings.processor_name, state)
     resonate.with_dependency(Dependencies(config, deleter, publisher))
     return resonate
 
@@ -116,9 +119,20 @@ class Processor:
         settings = self.settings
         producer = AsyncProducer(settings)
         publisher = Publisher(producer, settings)
-        resonate = build_resonate(settings, publisher)
+        resonate = build_resonate(settings, publisher, self.state)
         dispatcher = Dispatcher(resonate, self.state)
-        consumer = AIOConsumer(consumer_config(settings, settings.kafka_consumer_group))
+        consumer = AIOConsumer(
+            consumer_config(
+                settings,
+                settings.kafka_consumer_group,
+                **{
+                    "session.timeout.ms": settings.kafka_session_timeout_ms,
+                    "heartbeat.interval.ms": max(settings.kafka_session_timeout_ms // 4, 500),
+                    "statistics.interval.ms": 5000,
+                    "stats_cb": self._record_lag,
+                },
+            )
+        )
         intake = Intake(settings, consumer, dispatcher, publisher, self.state)
         http = HealthServer(self.state, readiness_checks(settings, self.state), settings.processor_http_port)
         if settings.processor_http_port:
@@ -136,6 +150,16 @@ class Processor:
         finally:
             await self._shutdown(intake, dispatcher, consumer, resonate, producer)
             await http.stop()
+
+    async def _record_lag(self, stats_json: str) -> None:
+        """librdkafka statistics → consumer lag per assigned partition."""
+        stats = json.loads(stats_json)
+        lag = {}
+        for topic, data in stats.get("topics", {}).items():
+            for partition, values in data.get("partitions", {}).items():
+                if (topic, int(partition)) in self.state.assigned and values.get("consumer_lag", -1) >= 0:
+                    lag[(topic, int(partition))] = values["consumer_lag"]
+        self.state.lag = lag
 
     async def _shutdown(
         self,

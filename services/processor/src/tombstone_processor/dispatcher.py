@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable
 
 from resonate.resonate import Resonate
@@ -38,7 +39,7 @@ class Dispatcher:
             self._state.duplicates += 1
             return running
         handle = self._resonate.run(job.id, cleanup_tombstone, job)
-        completion = asyncio.create_task(self._follow(job.id, handle.result()))
+        completion = asyncio.create_task(self._follow(job.id, handle.result(), time.monotonic()))
         self._running[job.id] = completion
         self._state.workflow_started()
         try:
@@ -48,7 +49,7 @@ class Dispatcher:
             raise
         return completion
 
-    async def _follow(self, tombstone_id: str, result: Awaitable[Outcome]) -> None:
+    async def _follow(self, tombstone_id: str, result: Awaitable[Outcome], since: float) -> None:
         try:
             outcome = await result
         except asyncio.CancelledError:
@@ -57,6 +58,7 @@ class Dispatcher:
             self._state.failed += 1
             log.error("workflow failed", id=tombstone_id, error=repr(exc))
         else:
+            self._state.workflow_seconds.observe(time.monotonic() - since)
             if outcome.status == "processed":
                 self._state.completed += 1
             else:

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from tombstone_processor.state import ProcessorState
@@ -25,6 +25,8 @@ class StateCollector:
         "invalid": "Invalid records sent to the dead-letter topic",
         "failed": "Workflows that ended with an unexpected error",
         "duplicates": "Records whose tombstone id was already in flight here",
+        "batch_attempts": "Delete attempts executed here, failures included",
+        "batch_failures": "Delete attempts that failed (and were retried)",
     }
 
     def __init__(self, state: ProcessorState) -> None:
@@ -40,13 +42,19 @@ class StateCollector:
         yield GaugeMetricFamily(
             "tombstones_partitions_assigned", "Partitions assigned", value=len(self._state.assigned)
         )
+        lag = GaugeMetricFamily(
+            "tombstones_consumer_lag", "Records behind the end of each partition", labels=["topic", "partition"]
+        )
+        for (topic, partition), value in sorted(self._state.lag.items()):
+            lag.add_metric([topic, str(partition)], value)
+        yield lag
 
 
 class HealthServer:
     def __init__(self, state: ProcessorState, checks: dict[str, Check], port: int) -> None:
         self._checks = checks
         self._port = port
-        self._registry = CollectorRegistry()
+        self._registry = state.registry
         self._registry.register(StateCollector(state))
         self._runner: web.AppRunner | None = None
 

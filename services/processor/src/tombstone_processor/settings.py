@@ -53,6 +53,10 @@ class ProcessorSettings(SimulationSettings):
     kafka_consumer_group: str = Field(
         "tombstone-processor", min_length=1, description="Kafka consumer group id."
     )
+    kafka_session_timeout_ms: int = Field(
+        10_000, ge=1_000, le=300_000,
+        description="A processor that stops heartbeating loses its partitions after this.",
+    )
     processor_max_in_flight: int = Field(
         100, ge=1, le=100_000, description="Workflows in flight per processor; full = paused."
     )

@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 
 from tombstone_processor.settings import SimulationSettings
+from tombstone_processor.state import ProcessorState
 
 
 class DeleteError(Exception):
@@ -47,8 +48,9 @@ class Ledger:
 class SimulatedDeleter:
     """Deletes one batch per call. Attempts are counted per durable step until it succeeds."""
 
-    def __init__(self, settings: SimulationSettings, processor: str) -> None:
+    def __init__(self, settings: SimulationSettings, processor: str, state: ProcessorState | None = None) -> None:
         self._settings = settings
+        self._state = state if state is not None else ProcessorState()
         self._processor = processor
         self._random = random.Random()
         self._attempts: dict[str, int] = {}
@@ -85,7 +87,9 @@ class SimulatedDeleter:
                 pid=os.getpid(),
                 at=time.time(),
             )
+        self._state.batch_attempts += 1
         if failed:
+            self._state.batch_failures += 1
             if attempt >= self._settings.delete_max_attempts:
                 del self._attempts[step_id]
             raise DeleteError(f"batch {batch} of {tombstone_id} failed (attempt {attempt})")

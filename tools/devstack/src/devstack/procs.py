@@ -104,6 +104,12 @@ class Managed:
         if pid is not None:
             os.kill(pid, signum)
 
+    @property
+    def returncode(self) -> int | None:
+        """Exit status of the process this object spawned (None while it runs)."""
+        process = getattr(self, "_process", None)
+        return process.poll() if process is not None else None
+
     def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM, wait, then SIGKILL."""
         pid = self.pid()

@@ -35,6 +35,8 @@ def serve_args(database: Path, port: int, metrics_port: int, timer_poll_ms: int)
         "--observability-metrics-port", str(metrics_port),
         # how often durable sleeps and expired leases are checked (server default: 1000 ms)
         "--timeouts-poll-interval", str(timer_poll_ms),
+        # a task whose dispatch found no worker is offered again after this (default: 30000 ms)
+        "--tasks-retry-timeout", "5000",
     ]
 
 

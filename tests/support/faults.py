@@ -1,0 +1,101 @@
+"""What a fault run did, read back from the ledger and the processed topic."""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+from tombstone_common.messages import ProcessedRecord
+
+
+@dataclass(frozen=True)
+class Kill:
+    at: float  # epoch seconds
+    pid: int
+    how: str  # "SIGKILL" or "SIGTERM"
+
+
+@dataclass
+class Verdict:
+    produced: int
+    lost: list[str]
+    duplicates: int
+    duplicated_ids: list[str]
+    redone_batches: list[tuple[str, int, int]]  # (id, batch, successful executions)
+    unexplained_redos: list[tuple[str, int]]
+    recoveries: dict[int, list[float]] = field(default_factory=dict)  # kill index -> resume delays
+
+    def lines(self, kills: list[Kill]) -> list[str]:
+        out = [
+            f"produced={self.produced} lost={len(self.lost)} duplicate_processed={self.duplicates} "
+            f"redone_batches={len(self.redone_batches)} unexplained_redos={len(self.unexplained_redos)}"
+        ]
+        for index, kill in enumerate(kills):
+            delays = self.recoveries.get(index, [])
+            if delays:
+                out.append(
+                    f"  {kill.how} pid {kill.pid}: {len(delays)} workflows resumed elsewhere; "
+                    f"first after {min(delays):.2f}s, p50 {statistics.median(delays):.2f}s, max {max(delays):.2f}s"
+                )
+            else:
+                out.append(f"  {kill.how} pid {kill.pid}: no workflow was in flight on it")
+        every = [d for delays in self.recoveries.values() for d in delays]
+        if every:
+            out.append(f"  resume delay over all kills: p50 {percentile(every, 50):.2f}s p99 {percentile(every, 99):.2f}s")
+        return out
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def judge(ids: list[str], processed: list[tuple[str, bytes]], ledger: list[dict], kills: list[Kill]) -> Verdict:
+    records = [ProcessedRecord.model_validate_json(value) for _, value in processed]
+    seen = Counter(record.id for record in records)
+    completed_at = {record.id: min(r.completed_at.timestamp() for r in records if r.id == record.id) for record in records}
+
+    # A successful batch executed again is allowed only when the process that ran it first died
+    # (killed or stopped) after running it: that is the step that was in flight at the kill.
+    ended = {kill.pid: kill.at for kill in kills}
+    executions: dict[tuple[str, int], list[dict]] = defaultdict(list)
+    for entry in ledger:
+        if entry["ok"]:
+            executions[(entry["id"], entry["batch"])].append(entry)
+    redone, unexplained = [], []
+    for key, runs in executions.items():
+        if len(runs) > 1:
+            redone.append((*key, len(runs)))
+            first, *again = sorted(runs, key=lambda e: e["at"])
+            death = ended.get(first["pid"])
+            if len(again) > 1 or death is None or death < first["at"] or again[0]["at"] < death:
+                unexplained.append(key)
+
+    # Recovery: for each kill, the workflows the victim had touched and not finished, and the
+    # time until their next step ran in another process.
+    by_id: dict[str, list[dict]] = defaultdict(list)
+    for entry in sorted(ledger, key=lambda e: e["at"]):
+        by_id[entry["id"]].append(entry)
+    recoveries: dict[int, list[float]] = {}
+    for index, kill in enumerate(kills):
+        delays = []
+        for tombstone_id, entries in by_id.items():
+            before = [e for e in entries if e["at"] <= kill.at]
+            if not before or before[-1]["pid"] != kill.pid or completed_at.get(tombstone_id, float("inf")) <= kill.at:
+                continue
+            after = [e for e in entries if e["at"] > kill.at and e["pid"] != kill.pid]
+            if after:
+                delays.append(after[0]["at"] - kill.at)
+        recoveries[index] = delays
+
+    return Verdict(
+        produced=len(ids),
+        lost=[tid for tid in ids if tid not in seen],
+        duplicates=sum(seen.values()) - len(seen),
+        duplicated_ids=[tid for tid, n in seen.items() if n > 1],
+        redone_batches=redone,
+        unexplained_redos=unexplained,
+        recoveries=recoveries,
+    )
