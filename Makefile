@@ -28,6 +28,10 @@ down: setup ## Stop what `make up` started
 status: setup ## Show the local stack
 	@$(VENV)/devstack status
 
+.PHONY: jaeger
+jaeger: setup ## Build Jaeger v2 from its Go module (once, several minutes); up/demo then trace
+	@$(VENV)/devstack jaeger
+
 .PHONY: topics
 topics: setup ## Create the topics on the local stack (after `make up`)
 	@$(VENV)/setup-topics

@@ -40,7 +40,7 @@ debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates,tin
 # Slim the tree and remove what belongs to this host rather than to an image.
 rm -rf "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS"/var/cache/apt/*.bin \
   "$ROOTFS"/var/lib/apt/lists/* "$ROOTFS"/var/log/bootstrap.log "$ROOTFS"/tmp/* \
-  "$ROOTFS"/root/.cache "$ROOTFS"/usr/share/doc/* "$ROOTFS"/usr/share/man/* \
+  "$ROOTFS"/usr/share/doc/* "$ROOTFS"/usr/share/man/* \
   "$ROOTFS"/usr/share/info/*
 : > "$ROOTFS"/etc/resolv.conf   # docker provides its own
 echo localhost > "$ROOTFS"/etc/hostname

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from devstack.jaeger import Jaeger
 from devstack.kafka import KafkaBroker
 from devstack.procs import free_port
 from devstack.resonate import ResonateServer, server_binary
@@ -96,3 +97,19 @@ def mode(request) -> dict[str, str]:
 def pytest_report_header(config) -> str:
     binary = server_binary()
     return f"resonate server: {binary}" if binary else f"resonate server: none ({NO_SERVER})"
+
+
+@pytest.fixture(scope="session")
+def jaeger(tmp_path_factory) -> Jaeger:
+    """A real Jaeger v2 (in-memory) on free loopback ports; skips when it has not been built."""
+    if not (CACHE / "bin" / "jaeger").exists():
+        pytest.skip("no Jaeger binary: `make jaeger` builds it from its Go module (several minutes, once)")
+    server = Jaeger(
+        tmp_path_factory.mktemp("jaeger"), REPO, otlp_http_port=free_port(), otlp_grpc_port=free_port(),
+        query_port=free_port(), query_grpc_port=free_port(), health_port=free_port(), metrics_port=free_port(),
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

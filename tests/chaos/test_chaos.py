@@ -33,7 +33,7 @@ pytestmark = [pytest.mark.chaos, pytest.mark.durable]
 TOMBSTONES = 500
 PROCESSORS = 3
 LEASE_SECONDS = 5
-BATCH_INTERVAL = 0.5
+BATCH_INTERVAL = 1.0
 RETRY_MAX = 1.0
 
 
@@ -87,12 +87,12 @@ def test_nothing_is_lost_or_redone_under_kills_and_restarts(stack, tmp_path, cap
         processor.start()
 
     ids = new_ids(TOMBSTONES, f"chaos{run}")
-    work = [Tombstone(id=tid, batches=rng.randint(1, 6)) for tid in ids]
+    work = [Tombstone(id=tid, batches=rng.randint(1, 8)) for tid in ids]
     producer_settings = PipelineSettings(
         kafka_bootstrap_servers=broker.bootstrap_servers, _env_file=None,
         topic_tombstones=names["TOPIC_TOMBSTONES"],
     )
-    production = threading.Thread(target=produce, args=(producer_settings, work, 40.0), daemon=True)
+    production = threading.Thread(target=produce, args=(producer_settings, work, 12.0), daemon=True)
     production.start()
 
     kills: list[Kill] = []

@@ -53,6 +53,15 @@ def status() -> None:
 
 
 @app.command()
+def jaeger() -> None:
+    """Build Jaeger v2 from its Go module into .cache/bin (once; several minutes)."""
+    from devstack.jaeger import ensure_binary
+
+    binary = _guard(lambda: ensure_binary(_stack().root))
+    typer.echo(f"jaeger: {binary}")
+
+
+@app.command()
 def demo(
     count: Annotated[int, typer.Option("-n", min=1, help="Tombstones to produce.")] = 25,
     batch_interval: Annotated[float, typer.Option(help="Seconds between batches.")] = 1.0,

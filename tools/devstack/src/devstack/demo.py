@@ -50,6 +50,12 @@ def run_demo(stack: Stack, count: int, batch_interval: float) -> None:
 
         records = _follow(env["KAFKA_BOOTSTRAP_SERVERS"], prefix, count, processor)
         _summarise(records)
+        if stack.jaeger is not None and records:
+            _, slowest, trace_id = max(records, key=lambda r: r[1].batches)
+            console.print(
+                f"trace of {slowest.id} ({slowest.batches} batches): "
+                f"{stack.jaeger.query_url}/trace/{trace_id}  (JSON: {stack.jaeger.query_url}/api/traces/{trace_id})"
+            )
 
 
 def _bin(name: str) -> str:
@@ -75,6 +81,15 @@ def _start_stack(stack: Stack, cleanup: ExitStack) -> dict[str, str]:
             resonate.start()
             cleanup.callback(resonate.stop)
         env["RESONATE_URL"] = resonate.url
+    jaeger = stack.jaeger
+    if jaeger is None:
+        console.print("[dim]tracing off: `make jaeger` builds Jaeger once (several minutes)[/dim]")
+    else:
+        if not jaeger.process.running():
+            console.print("starting Jaeger …")
+            jaeger.start()
+            cleanup.callback(jaeger.stop)
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = jaeger.otlp_endpoint
     return env
 
 
@@ -84,8 +99,8 @@ def _stop_processor(processor: Managed) -> None:
     console.print("processor stopped")
 
 
-def _follow(bootstrap: str, prefix: str, count: int, processor: Managed) -> list[tuple[int, ProcessedRecord]]:
-    """Print each completion as it arrives; return (output offset, record) in completion order."""
+def _follow(bootstrap: str, prefix: str, count: int, processor: Managed) -> list[tuple[int, ProcessedRecord, str]]:
+    """Print each completion as it arrives; return (output offset, record, trace id) in order."""
     consumer = Consumer({
         "bootstrap.servers": bootstrap,
         "group.id": f"demo-reader-{uuid.uuid4().hex}",
@@ -93,7 +108,7 @@ def _follow(bootstrap: str, prefix: str, count: int, processor: Managed) -> list
         "enable.auto.commit": False,
     })
     consumer.subscribe([os.environ.get("TOPIC_PROCESSED", "processed")])
-    seen: list[tuple[int, ProcessedRecord]] = []
+    seen: list[tuple[int, ProcessedRecord, str]] = []
     deadline = time.monotonic() + DEADLINE_SECONDS
     console.print(f"waiting for {count} completions (each: input position → output position)")
     try:
@@ -106,7 +121,8 @@ def _follow(bootstrap: str, prefix: str, count: int, processor: Managed) -> list
             if message is None or message.error() or not message.key().decode().startswith(prefix):
                 continue
             record = ProcessedRecord.model_validate_json(message.value())
-            seen.append((message.offset(), record))
+            traceparent = dict(message.headers() or []).get("traceparent", b"-?-").decode()
+            seen.append((message.offset(), record, traceparent.split("-")[1]))
             console.print(
                 f"[green]✓[/green] done {len(seen):>3}/{count}  {record.id}  "
                 f"tombstones p{record.source.partition}@{record.source.offset} → "
@@ -118,12 +134,12 @@ def _follow(bootstrap: str, prefix: str, count: int, processor: Managed) -> list
     return seen
 
 
-def _summarise(records: list[tuple[int, ProcessedRecord]]) -> None:
+def _summarise(records: list[tuple[int, ProcessedRecord, str]]) -> None:
     table = Table(title="completion order vs. production order")
     for column in ("done #", "produced #", "id", "input", "batches", "retries", "seconds"):
         table.add_column(column, justify="left" if column == "id" else "right", no_wrap=True)
     overtaken = 0
-    for rank, (_, record) in enumerate(records, start=1):
+    for rank, (_, record, _) in enumerate(records, start=1):
         produced = int(record.id.rsplit("-", 1)[1])
         overtaken += produced != rank
         seconds = (record.completed_at - record.started_at).total_seconds()
@@ -133,7 +149,7 @@ def _summarise(records: list[tuple[int, ProcessedRecord]]) -> None:
             str(record.batches), str(record.attempts - record.batches), f"{seconds:.1f}",
         )
     console.print(table)
-    retries = sum(r.attempts - r.batches for _, r in records)
+    retries = sum(r.attempts - r.batches for _, r, _ in records)
     console.print(
         f"{len(records)} tombstones processed; {overtaken} finished in a different place than "
         f"they were produced (short ones overtake long ones: no head-of-line blocking); "

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from devstack.jaeger import Jaeger
 from devstack.kafka import KafkaBroker
 from devstack.resonate import ResonateServer, server_binary
 
@@ -32,18 +33,27 @@ class Stack:
         binary = server_binary()
         return ResonateServer(self.home / "resonate", binary=binary) if binary else None
 
+    @property
+    def jaeger(self) -> Jaeger | None:
+        """Jaeger, once built (`make jaeger`): building it takes minutes, so `up` never does."""
+        return Jaeger(self.home / "jaeger", self.root) if (self.cache / "bin" / "jaeger").exists() else None
+
     def up(self) -> dict[str, str]:
         self.kafka.start()
         env = {"KAFKA_BOOTSTRAP_SERVERS": self.kafka.bootstrap_servers}
         if self.resonate is not None:
             self.resonate.start()
             env["RESONATE_URL"] = self.resonate.url
+        if self.jaeger is not None:
+            self.jaeger.start()
+            env["OTEL_EXPORTER_OTLP_ENDPOINT"] = self.jaeger.otlp_endpoint
         self._write_env(env)
         return env
 
     def down(self) -> None:
-        if self.resonate is not None:
-            self.resonate.stop()
+        for component in (self.jaeger, self.resonate):
+            if component is not None:
+                component.stop()
         self.kafka.stop()
         env_file = self.root / ".env"
         if env_file.exists() and env_file.read_text().startswith(ENV_HEADER):
@@ -57,6 +67,11 @@ class Stack:
                 "no binary (processor runs in local mode)"
                 if resonate is None
                 else f"running on {resonate.url}" if resonate.process.running() else "stopped"
+            ),
+            "jaeger": (
+                "not built (make jaeger)"
+                if self.jaeger is None
+                else f"running, API/UI on {self.jaeger.query_url}" if self.jaeger.process.running() else "stopped"
             ),
         }
 
