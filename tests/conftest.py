@@ -113,3 +113,19 @@ def jaeger(tmp_path_factory) -> Jaeger:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def private_stack(tmp_path):
+    """A broker and a Resonate server of this test's own, which it may stop and restart."""
+    if server_binary() is None:
+        pytest.skip(NO_SERVER)
+    broker = KafkaBroker(tmp_path / "kafka", CACHE, port=free_port(), controller_port=free_port())
+    server = ResonateServer(tmp_path / "resonate", port=free_port(), metrics_port=free_port(), timer_poll_ms=100)
+    broker.start()
+    server.start()
+    try:
+        yield broker, server
+    finally:
+        server.stop()
+        broker.stop()

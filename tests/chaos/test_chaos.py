@@ -16,10 +16,6 @@ import uuid
 
 import pytest
 
-from devstack.kafka import KafkaBroker
-from devstack.procs import free_port
-from devstack.resonate import ResonateServer, server_binary
-from tests.conftest import CACHE, NO_SERVER
 from tests.support.faults import Kill, judge, percentile
 from tests.support.kafka import read_all, read_until
 from tests.support.pipeline import create_topics
@@ -37,23 +33,8 @@ BATCH_INTERVAL = 1.0
 RETRY_MAX = 1.0
 
 
-@pytest.fixture
-def stack(tmp_path):
-    if server_binary() is None:
-        pytest.skip(NO_SERVER)
-    broker = KafkaBroker(tmp_path / "kafka", CACHE, port=free_port(), controller_port=free_port())
-    server = ResonateServer(tmp_path / "resonate", port=free_port(), metrics_port=free_port(), timer_poll_ms=100)
-    broker.start()
-    server.start()
-    try:
-        yield broker, server
-    finally:
-        server.stop()
-        broker.stop()
-
-
-def test_nothing_is_lost_or_redone_under_kills_and_restarts(stack, tmp_path, capsys):
-    broker, server = stack
+def test_nothing_is_lost_or_redone_under_kills_and_restarts(private_stack, tmp_path, capsys):
+    broker, server = private_stack
     seed = int(os.environ.get("CHAOS_SEED", random.randrange(1_000_000)))
     rng = random.Random(seed)
     run = uuid.uuid4().hex[:6]

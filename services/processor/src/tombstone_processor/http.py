@@ -51,9 +51,15 @@ class StateCollector:
 
 
 class HealthServer:
+    """Serves the probes; readiness checks run in the background so /readyz answers at once."""
+
+    CHECK_INTERVAL_SECONDS = 2.0
+
     def __init__(self, state: ProcessorState, checks: dict[str, Check], port: int) -> None:
         self._checks = checks
         self._port = port
+        self._problems: dict[str, str] = {"startup": "checks have not run yet"}
+        self._checker: asyncio.Task[None] | None = None
         self._registry = state.registry
         self._registry.register(StateCollector(state))
         self._runner: web.AppRunner | None = None
@@ -68,17 +74,25 @@ class HealthServer:
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, "0.0.0.0", self._port).start()
+        self._checker = asyncio.create_task(self._check_forever())
 
     async def stop(self) -> None:
+        if self._checker is not None:
+            self._checker.cancel()
         if self._runner is not None:
             await self._runner.cleanup()
+
+    async def _check_forever(self) -> None:
+        while True:
+            results = await asyncio.gather(*(check() for check in self._checks.values()))
+            self._problems = {name: why for name, why in zip(self._checks, results) if why is not None}
+            await asyncio.sleep(self.CHECK_INTERVAL_SECONDS)
 
     async def _healthz(self, _: web.Request) -> web.Response:
         return web.json_response({"status": "alive"})
 
     async def _readyz(self, _: web.Request) -> web.Response:
-        results = await asyncio.gather(*(check() for check in self._checks.values()))
-        problems = {name: why for name, why in zip(self._checks, results) if why is not None}
+        problems = self._problems
         status = 503 if problems else 200
         return web.json_response({"ready": not problems, "problems": problems}, status=status)
 

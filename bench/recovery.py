@@ -1,0 +1,112 @@
+"""Scenario 3 — recovery latency after a SIGKILL.
+
+Processor A takes K long tombstones (all handed off, each has run a batch); processor B joins
+the same groups; A is SIGKILLed. From the delete ledger: for every workflow whose last step
+before the kill ran in A, the time from the kill to its next step in B. Needs a Resonate server
+(local mode is not durable: there is nothing to recover).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from devstack.procs import wait_until
+from matplotlib.axes import Axes
+
+from bench.report import Section, fmt
+from bench.stack import Stack, gauge, read_ledger
+from tests.support.faults import percentile
+from tombstone_common.messages import Tombstone
+from tombstone_producer.produce import new_ids
+
+IN_FLIGHT = (10, 100)
+TTL_SECONDS = 5  # RESONATE_TTL_SECONDS: the task lease a dead processor's workflows wait out
+INTERVAL = 1.0  # DELETE_BATCH_INTERVAL_SECONDS
+SESSION_TIMEOUT_MS = 6000
+BATCHES = 10_000  # never finish during the scenario
+RESUME_TIMEOUT = 90.0
+
+
+@dataclass
+class Recovery:
+    in_flight: int  # workflows whose last step before the kill ran in the victim
+    delays: list[float]  # kill → next step in the survivor, one per resumed workflow
+
+
+def recover(stack: Stack, count: int) -> Recovery:
+    names = stack.topics(f"recovery{count}", partitions=4)
+    ledger = stack.ledger_path(names)
+    env = stack.env(
+        names,
+        RESONATE_TTL_SECONDS=TTL_SECONDS,
+        KAFKA_SESSION_TIMEOUT_MS=SESSION_TIMEOUT_MS,
+        DELETE_BATCH_INTERVAL_SECONDS=INTERVAL,
+        PROCESSOR_MAX_IN_FLIGHT=2 * max(IN_FLIGHT),
+        DELETE_LEDGER_PATH=ledger,
+    )
+    ids = new_ids(count, names["TOPIC_TOMBSTONES"])
+    with stack.processors(env, 1, f"rec{count}-a") as [victim]:
+        stack.produce(names, [Tombstone(id=tid, batches=BATCHES) for tid in ids])
+        wait_until(lambda: gauge(victim, "tombstones_in_flight") == count, 60, f"{count} workflows in flight")
+        wait_until(lambda: {e["id"] for e in read_ledger(ledger)} >= set(ids), 60, "every workflow ran a batch")
+        with stack.processors(env, 1, f"rec{count}-b") as [survivor]:
+            victim_pid, survivor_pid = victim.pid, survivor.pid
+            victim.kill()
+            killed_at = time.time()
+
+            def last_before_kill() -> dict[str, int]:
+                last: dict[str, int] = {}
+                for entry in sorted(read_ledger(ledger), key=lambda e: e["at"]):
+                    if entry["at"] <= killed_at:
+                        last[entry["id"]] = entry["pid"]
+                return last
+
+            def resumed() -> dict[str, float]:
+                first: dict[str, float] = {}
+                for entry in read_ledger(ledger):
+                    if entry["pid"] == survivor_pid and entry["at"] > killed_at:
+                        first[entry["id"]] = min(first.get(entry["id"], entry["at"]), entry["at"])
+                return first
+
+            owned = {tid for tid, pid in last_before_kill().items() if pid == victim_pid}
+            wait_until(lambda: owned <= resumed().keys(), RESUME_TIMEOUT, f"{len(owned)} workflows resumed")
+            delays = [at - killed_at for tid, at in resumed().items() if tid in owned]
+    return Recovery(len(owned), delays)
+
+
+def run(stack: Stack) -> Section:
+    title = "3. Recovery after SIGKILL"
+    if not stack.durable:
+        return Section(title, "skipped: local mode is not durable (no Resonate server binary)", [], [])
+    results = [recover(stack, count) for count in IN_FLIGHT]
+    rows = [
+        [
+            str(count), str(r.in_flight), str(len(r.delays)), fmt(percentile(r.delays, 50)),
+            fmt(percentile(r.delays, 99)), fmt(max(r.delays)), f"{percentile(r.delays, 99) / TTL_SECONDS:.2f}",
+        ]
+        for count, r in zip(IN_FLIGHT, results)
+    ]
+
+    def plot(ax: Axes) -> None:
+        for count, r in zip(IN_FLIGHT, results):
+            ordered = sorted(r.delays)
+            ax.plot(ordered, [(i + 1) / len(ordered) for i in range(len(ordered))], label=f"K = {count}")
+        ax.axvline(TTL_SECONDS, color="grey", linestyle=":", label=f"lease (TTL) {TTL_SECONDS} s")
+        ax.set_xlabel("seconds from SIGKILL to the next step on the survivor")
+        ax.set_ylabel("fraction of workflows resumed")
+        ax.set_title("3. Recovery after SIGKILL of one of two processors")
+        ax.legend()
+
+    return Section(
+        title=title,
+        settings=(
+            f"2 processors; K long tombstones all in flight on the victim; RESONATE_TTL_SECONDS={TTL_SECONDS}, "
+            f"DELETE_BATCH_INTERVAL_SECONDS={INTERVAL}, KAFKA_SESSION_TIMEOUT_MS={SESSION_TIMEOUT_MS}, "
+            f"server timer poll 100 ms. Delay = SIGKILL → the workflow's next delete step in the survivor "
+            f"(from DELETE_LEDGER_PATH); it includes the rest of a durable sleep in progress."
+        ),
+        header=["K", "on victim at kill", "resumed", "p50 (s)", "p99 (s)", "max (s)", "p99 / TTL"],
+        rows=rows,
+        plot=plot,
+    )

@@ -1,0 +1,171 @@
+"""The real services every scenario runs against, and the few moves they all make.
+
+One Kafka broker and (when a ``resonate`` binary exists) one Resonate server for the whole run,
+on free loopback ports; each scenario gets its own topics, consumer group and Resonate group.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from devstack.kafka import KafkaBroker
+from devstack.procs import free_port
+from devstack.resonate import ResonateServer, server_binary
+from tests.support.kafka import read_until
+from tests.support.pipeline import create_topics
+from tests.support.processes import ProcessorProcess, metric
+from tombstone_common.messages import ProcessedRecord, Tombstone
+from tombstone_common.settings import PipelineSettings
+from tombstone_producer.produce import produce
+
+REPO = Path(__file__).resolve().parent.parent
+CACHE = REPO / ".cache"
+TIMER_POLL_MS = 100  # how often the server fires durable sleeps and expired leases
+
+# Deterministic work unless a scenario says otherwise: fixed batches, no random failures.
+DETERMINISTIC = {
+    "DELETE_ERROR_RATE": "0",
+    "SIMULATION_SEED": "1",
+    "OTEL_TRACES_EXPORTER": "none",
+    "PROCESSOR_SHUTDOWN_GRACE_SECONDS": "2",
+    "LOG_LEVEL": "WARNING",
+}
+
+
+@dataclass
+class Stack:
+    run_dir: Path
+    broker: KafkaBroker
+    server: ResonateServer | None  # None: the processors run in local (in-process) mode
+
+    @property
+    def bootstrap(self) -> str:
+        return self.broker.bootstrap_servers
+
+    @property
+    def durable(self) -> bool:
+        return self.server is not None
+
+    @property
+    def mode(self) -> str:
+        return "durable (Resonate server)" if self.durable else "LOCAL MODE (in-process, not durable)"
+
+    def topics(self, scenario: str, partitions: int) -> dict[str, str]:
+        """Fresh topics and groups for one scenario, created on the broker."""
+        run = f"{scenario}-{uuid.uuid4().hex[:6]}"
+        names = {
+            "TOPIC_TOMBSTONES": f"bench-{run}",
+            "TOPIC_PROCESSED": f"bench-{run}.processed",
+            "TOPIC_DLQ": f"bench-{run}.dlq",
+            "KAFKA_CONSUMER_GROUP": f"bench-{run}",
+            "RESONATE_GROUP": f"bench-{run}",
+        }
+        create_topics(self.bootstrap, names, partitions)
+        return names
+
+    def env(self, names: dict[str, str], **settings: object) -> dict[str, str]:
+        """A processor's whole configuration: the stack, the topics, deterministic work, extras."""
+        env = {**DETERMINISTIC, **names, "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap}
+        if self.server is not None:
+            env["RESONATE_URL"] = self.server.url
+        return env | {key: str(value) for key, value in settings.items()}
+
+    def ledger_path(self, names: dict[str, str]) -> Path:
+        return self.run_dir / f"{names['TOPIC_TOMBSTONES']}.ledger.jsonl"
+
+    def produce(self, names: dict[str, str], tombstones: list[Tombstone]) -> float:
+        """Send ``tombstones`` in order; return the epoch second the first one was sent."""
+        settings = PipelineSettings(
+            kafka_bootstrap_servers=self.bootstrap, topic_tombstones=names["TOPIC_TOMBSTONES"], _env_file=None
+        )
+        started = time.time()
+        report = produce(settings, tombstones)
+        if report.failed:
+            raise RuntimeError(f"producing failed: {report.failed[:3]}")
+        return started
+
+    def completions(self, names: dict[str, str], ids: list[str], timeout: float) -> dict[str, ProcessedRecord]:
+        """The first ``processed`` record of every id in ``ids`` (fails after ``timeout``)."""
+        wanted = set(ids)
+        records = read_until(
+            self.bootstrap,
+            names["TOPIC_PROCESSED"],
+            lambda seen: wanted <= {record.key for record in seen},
+            timeout=timeout,
+        )
+        first: dict[str, ProcessedRecord] = {}
+        for record in records:
+            if record.key in wanted and record.key not in first:
+                first[record.key] = ProcessedRecord.model_validate_json(record.value)
+        return first
+
+    @contextmanager
+    def processors(self, env: dict[str, str], count: int, prefix: str) -> Iterator[list[ProcessorProcess]]:
+        """``count`` ``record-processor`` processes in one consumer group; killed on the way out."""
+        started: list[ProcessorProcess] = []
+        try:
+            for number in range(1, count + 1):
+                processor = ProcessorProcess(f"{prefix}{number}", env, self.run_dir)
+                started.append(processor)
+                processor.start()
+            yield started
+        finally:
+            for processor in started:
+                processor.kill()
+
+
+def read_ledger(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+
+def gauge(processor: ProcessorProcess, name: str) -> float:
+    """A metric of a running processor; -1 when it does not answer (busy or gone)."""
+    try:
+        return metric(processor.metrics(), name)
+    except (AssertionError, UnicodeDecodeError):
+        return -1.0
+
+
+def rss_kib(pid: int) -> int:
+    """Resident set size of ``pid`` from /proc (VmRSS, KiB)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+@contextmanager
+def running_stack(run_dir: Path) -> Iterator[Stack]:
+    """Start the broker and, when its binary exists, the Resonate server; stop both at the end."""
+    broker = KafkaBroker(run_dir / "kafka", CACHE, port=free_port(), controller_port=free_port())
+    server = None
+    if server_binary() is not None:
+        server = ResonateServer(
+            run_dir / "resonate", port=free_port(), metrics_port=free_port(), timer_poll_ms=TIMER_POLL_MS
+        )
+    for attempt in range(3):
+        try:
+            broker.start()
+            break
+        except subprocess.CalledProcessError:
+            # devstack's random cluster id starts with "-" one time in 64 and the storage
+            # formatter reads it as an option; a new id is drawn on the next start.
+            if attempt == 2:
+                raise
+    try:
+        if server is not None:
+            server.start()
+        yield Stack(run_dir, broker, server)
+    finally:
+        if server is not None:
+            server.stop()
+        broker.stop()

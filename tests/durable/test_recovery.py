@@ -1,0 +1,167 @@
+"""Processors as separate processes against a real Resonate server: kills, redelivery,
+dependency restarts. (The long randomised version is tests/chaos.)"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import json
+from collections import Counter
+
+import pytest
+
+from devstack.procs import wait_until
+from tests.support.faults import Kill, judge
+from tests.support.kafka import read_all, read_until
+from tests.support.pipeline import create_topics, processor_settings, running_processor, successful_batches
+from tests.support.processes import ProcessorProcess, http_get, metric
+from tombstone_common.messages import Tombstone
+from tombstone_common.settings import PipelineSettings
+from tombstone_producer.produce import new_ids, produce
+
+pytestmark = pytest.mark.durable
+
+
+def durable_env(broker, server, names, tmp_path, **extra) -> dict[str, str]:
+    return {
+        **names,
+        "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+        "RESONATE_URL": server.url,
+        "RESONATE_TTL_SECONDS": "4",
+        "KAFKA_SESSION_TIMEOUT_MS": "6000",
+        "DELETE_ERROR_RATE": "0",
+        "DELETE_LEDGER_PATH": str(tmp_path / "ledger.jsonl"),
+        "PROCESSOR_SHUTDOWN_GRACE_SECONDS": "5",
+        **extra,
+    }
+
+
+def send(bootstrap: str, names: dict[str, str], tombstones: list[Tombstone]) -> None:
+    settings = PipelineSettings(
+        kafka_bootstrap_servers=bootstrap, topic_tombstones=names["TOPIC_TOMBSTONES"], _env_file=None
+    )
+    assert produce(settings, tombstones).delivered == len(tombstones)
+
+
+def ledger(tmp_path) -> list[dict]:
+    path = tmp_path / "ledger.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_a_killed_processor_holding_paused_partitions_strands_nothing(private_stack, names, uid, tmp_path):
+    broker, server = private_stack
+    create_topics(broker.bootstrap_servers, names, partitions=4)
+    env = durable_env(broker, server, names, tmp_path, PROCESSOR_MAX_IN_FLIGHT="4", DELETE_BATCH_INTERVAL_SECONDS="0.5")
+    first, second = ProcessorProcess("a", env, tmp_path), ProcessorProcess("b", env, tmp_path)
+    first.start()
+    second.start()
+    tombstones = [Tombstone(id=tid, batches=4) for tid in new_ids(40, f"strand{uid}")]
+    send(broker.bootstrap_servers, names, tombstones)
+    try:
+        wait_until(lambda: metric(first.metrics(), "tombstones_partitions_paused") == 1, 60, "a paused at its bound")
+        assigned_to_first = metric(first.metrics(), "tombstones_partitions_assigned")
+        assert assigned_to_first >= 1
+        victim = first.pid
+        first.kill()
+        kill = Kill(time.time(), victim, "SIGKILL")
+        records = read_until(
+            broker.bootstrap_servers, names["TOPIC_PROCESSED"],
+            lambda r: len({x.key for x in r}) >= len(tombstones), timeout=180,
+        )
+        assert metric(second.metrics(), "tombstones_partitions_assigned") == 4, "b took over every partition"
+    finally:
+        second.terminate()
+    verdict = judge([t.id for t in tombstones], [(r.key, r.value) for r in records], ledger(tmp_path), [kill])
+    assert verdict.lost == []
+    assert verdict.unexplained_redos == []
+    assert verdict.recoveries[0], "a had workflows in flight when it was killed"
+
+
+async def test_a_consumer_that_reads_everything_again_starts_no_second_run(kafka, resonate_server, names, uid, tmp_path):
+    """Redelivery as after a restart before commit: a fresh consumer group re-reads the topic."""
+    create_topics(kafka.bootstrap, names, partitions=2)
+    tombstones = [Tombstone(id=tid, batches=2) for tid in new_ids(20, f"again{uid}")]
+    settings = processor_settings(kafka.bootstrap, names, tmp_path, resonate_url=resonate_server.url)
+    async with running_processor(settings):
+        await asyncio.to_thread(send, kafka.bootstrap, names, tombstones)
+        await asyncio.to_thread(read_until, kafka.bootstrap, names["TOPIC_PROCESSED"], lambda r: len(r) >= 20)
+    executions_before = Counter(successful_batches(settings))
+
+    reread = processor_settings(
+        kafka.bootstrap, names, tmp_path, resonate_url=resonate_server.url,
+        kafka_consumer_group=f"{names['KAFKA_CONSUMER_GROUP']}-again",
+    )
+    async with running_processor(reread) as processor:
+        await asyncio.to_thread(wait_until, lambda: processor.state.completed == 20, 60, "stored results")
+        assert processor.state.consumed == 20
+    records = await asyncio.to_thread(read_all, kafka.bootstrap, names["TOPIC_PROCESSED"])
+    assert Counter(r.key for r in records) == Counter(t.id for t in tombstones), "no second processed record"
+    assert successful_batches(settings) == executions_before, "no step ran again"
+
+
+def test_readyz_follows_the_broker_and_the_server_and_work_continues(private_stack, names, uid, tmp_path):
+    broker, server = private_stack
+    create_topics(broker.bootstrap_servers, names, partitions=2)
+    processor = ProcessorProcess("r", durable_env(broker, server, names, tmp_path, DELETE_BATCH_INTERVAL_SECONDS="0.2"), tmp_path)
+    processor.start()
+    ready = lambda: http_get(processor.url + "/readyz")[0] == 200  # noqa: E731
+    try:
+        broker.stop()
+        wait_until(lambda: not ready(), 30, "not ready while the broker is down")
+        assert b"broker" in http_get(processor.url + "/readyz")[1]
+        broker.start()
+        wait_until(ready, 60, "ready after the broker is back")
+
+        server.stop()
+        wait_until(lambda: not ready(), 30, "not ready while the server is down")
+        assert b"resonate" in http_get(processor.url + "/readyz")[1]
+        server.start()
+        wait_until(ready, 60, "ready after the server is back")
+
+        tombstones = [Tombstone(id=tid, batches=2) for tid in new_ids(10, f"after{uid}")]
+        send(broker.bootstrap_servers, names, tombstones)
+        records = read_until(broker.bootstrap_servers, names["TOPIC_PROCESSED"], lambda r: len(r) >= 10, timeout=120)
+        assert {r.key for r in records} == {t.id for t in tombstones}
+        assert processor.process.running(), "no crash loop: the same process carried on"
+    finally:
+        assert processor.terminate() == 0
+
+
+def test_a_resumed_workflow_stays_in_its_trace(private_stack, jaeger, names, uid, tmp_path):
+    broker, server = private_stack
+    create_topics(broker.bootstrap_servers, names, partitions=1)
+    env = durable_env(
+        broker, server, names, tmp_path,
+        DELETE_BATCH_INTERVAL_SECONDS="1", OTEL_EXPORTER_OTLP_ENDPOINT=jaeger.otlp_endpoint, OTEL_BSP_SCHEDULE_DELAY="100",
+    )
+    first = ProcessorProcess("t1", env, tmp_path)
+    first.start()
+    tombstone = Tombstone(id=f"resumed-{uid}", batches=6)
+    send(broker.bootstrap_servers, names, [tombstone])
+    wait_until(lambda: any(e["batch"] >= 2 for e in ledger(tmp_path)), 60, "two batches on the first processor")
+    first.kill()
+    second = ProcessorProcess("t2", env, tmp_path)
+    second.start()
+    try:
+        (record,) = read_until(broker.bootstrap_servers, names["TOPIC_PROCESSED"], lambda r: len(r) >= 1, timeout=120)
+    finally:
+        second.terminate()
+    pids = {e["pid"] for e in ledger(tmp_path)}
+    assert len(pids) == 2, "the workflow ran on both processors"
+    trace_id = record.headers["traceparent"].decode().split("-")[1]
+
+    def deletes():
+        status, body = http_get(f"{jaeger.query_url}/api/traces/{trace_id}")
+        if status != 200:
+            return []
+        trace = json.loads(body)["data"][0]
+        return [
+            (span, trace["processes"][span["processID"]])
+            for span in trace["spans"] if span["operationName"] == "delete_batch"
+        ]
+
+    wait_until(lambda: len(deletes()) >= 6, 30, "all delete spans in the original trace")
+    instances = {
+        next(t["value"] for t in process["tags"] if t["key"] == "service.instance.id") for _, process in deletes()
+    }
+    assert len(instances) == 2, "spans from before and after the crash share one trace"
