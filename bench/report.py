@@ -67,7 +67,7 @@ def machine_facts(cache: Path, mode: str) -> list[tuple[str, str]]:
         ("OS", f"{platform.system()} {platform.release()}"),
         ("Python", platform.python_version()),
         ("Kafka broker", f"Apache Kafka {_kafka_version(cache)} (KRaft, single node, loopback)"),
-        ("Kafka client", f"confluent-kafka {confluent_kafka.version()[0]}, librdkafka {confluent_kafka.libversion()[0]}"),
+        ("Kafka client", f"confluent-kafka {confluent_kafka.__version__}, librdkafka {confluent_kafka.libversion()[0]}"),
         ("Resonate server", _server_version()),
         ("Resonate SDK", f"resonate-sdk {importlib.metadata.version('resonate-sdk')}"),
         ("mode", mode),

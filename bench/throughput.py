@@ -24,10 +24,10 @@ from tombstone_common.messages import Tombstone
 from tombstone_producer.produce import new_ids
 
 PARTITIONS = 8
-TOMBSTONES = 1000
+TOMBSTONES = 1500
 PROCESSORS = (1, 2, 4)
 TIMEOUT = 180.0
-CEILING_PAIRS = 3000
+CEILING_PAIRS = 6000
 CEILING_CONCURRENCY = 16
 CEILING_SECONDS = 20.0
 
