@@ -4,6 +4,8 @@ build (source tree, uv, the build stage's CA bundle) left behind."""
 from __future__ import annotations
 
 import hashlib
+import json
+import subprocess
 import re
 import socket
 from pathlib import Path
@@ -144,3 +146,43 @@ def test_topic_init_image_with_the_chart_env_waits_for_the_broker_and_says_why(i
     result = run_image(images["topic-init"], env, timeout=90)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "error:" in result.stderr and f"127.0.0.1:{port}" in result.stderr, result.stderr
+
+
+def test_processor_and_producer_images_run_the_pipeline_with_the_chart_env(images, kafka, resonate_server, names, uid):
+    """The images, configured exactly as the chart configures them (addresses pointed at the
+    local broker and Resonate server), produce and process tombstones end to end."""
+    from devstack.procs import free_port, wait_until
+    from tests.support.kafka import read_until
+    from tests.support.processes import http_get
+
+    port = free_port()
+    local = {"bootstrap_servers": kafka.bootstrap, "overrides": names}
+    setup = run_image(images["topic-init"], chart_env("topic-init", **local))
+    assert setup.returncode == 0, setup.stderr
+
+    processor_env = chart_env(
+        "processor", resonate_url=resonate_server.url, bootstrap_servers=kafka.bootstrap,
+        overrides={**names, "PROCESSOR_HTTP_PORT": str(port), "DELETE_BATCH_INTERVAL_SECONDS": "0.2"},
+    )
+    container = f"tombstone-e2e-processor-{uid}"
+    started = subprocess.run(
+        ["docker", "run", "-d", "--name", container, "--network", "host",
+         *[arg for key, value in processor_env.items() for arg in ("-e", f"{key}={value}")],
+         images["processor"]],
+        capture_output=True, text=True, check=False,
+    )
+    assert started.returncode == 0, started.stderr
+    try:
+        wait_until(lambda: http_get(f"http://127.0.0.1:{port}/readyz")[0] == 200, 90, "processor image ready")
+        produced = run_image(images["producer"], chart_env("producer", **local), ["record-producer", "-n", "5", "--batches", "2", "--prefix", f"img{uid}"])
+        assert produced.returncode == 0, produced.stderr
+        records = read_until(kafka.bootstrap, names["TOPIC_PROCESSED"], lambda r: len(r) >= 5, timeout=120)
+        assert sorted(r.key for r in records) == [f"img{uid}-{n:06d}" for n in range(1, 6)]
+        assert {json.loads(r.value)["processor"] for r in records} == {"e2e-processor"}
+    finally:
+        stop = subprocess.run(["docker", "stop", "-t", "30", container], capture_output=True, text=True, check=False)
+        status = subprocess.run(["docker", "inspect", "-f", "{{.State.ExitCode}}", container], capture_output=True, text=True, check=False)
+        logs = subprocess.run(["docker", "logs", container], capture_output=True, text=True, check=False)
+        subprocess.run(["docker", "rm", "-f", container], capture_output=True, check=False)
+    assert stop.returncode == 0
+    assert status.stdout.strip() == "0", "SIGTERM through tini: a clean exit\n" + logs.stderr[-3000:]
