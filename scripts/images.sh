@@ -24,23 +24,33 @@ log() { echo "images: $*" >&2; }
 mkdir -p .cache/build
 if [[ -r "$CA_BUNDLE" ]]; then cp "$CA_BUNDLE" .cache/build/ca-bundle.crt; else : > .cache/build/ca-bundle.crt; fi
 
-build_args=()
-[[ -n "${BASE_IMAGE:-}" ]] && build_args+=(--build-arg "BASE_IMAGE=$BASE_IMAGE")
-
-for svc in "${SERVICES[@]}"; do
-  image="$PREFIX$svc:$TAG"
+build() {  # name, log, docker build arguments…
+  local image=$1 logfile=.cache/build/$2.log start=$SECONDS
+  shift 2
   log "building $image${BASE_IMAGE:+ on $BASE_IMAGE}"
-  start=$SECONDS
-  DOCKER_BUILDKIT=0 docker build --force-rm "${build_args[@]}" \
-    -f "services/$svc/Dockerfile" -t "$image" . > ".cache/build/$svc.log" 2>&1 || {
-    log "build of $image failed; last lines of .cache/build/$svc.log:"
-    tail -40 ".cache/build/$svc.log" >&2
+  DOCKER_BUILDKIT=0 docker build --force-rm "$@" -t "$image" . > "$logfile" 2>&1 || {
+    log "build of $image failed; last lines of $logfile:"
+    tail -40 "$logfile" >&2
     exit 1
   }
   log "built $image in $((SECONDS - start))s"
+}
+
+# The shared stages: every package resolved from uv.lock (builder), and the runtime base.
+base_args=()
+[[ -n "${BASE_IMAGE:-}" ]] && base_args+=(--build-arg "BASE_IMAGE=$BASE_IMAGE")
+BUILDER="${PREFIX}builder:$TAG"
+RUNTIME="${PREFIX}runtime:$TAG"
+build "$BUILDER" builder -f services/base.Dockerfile --target builder "${base_args[@]}"
+build "$RUNTIME" runtime -f services/base.Dockerfile --target runtime "${base_args[@]}"
+
+for svc in "${SERVICES[@]}"; do
+  build "$PREFIX$svc:$TAG" "$svc" -f "services/$svc/Dockerfile" \
+    --build-arg "BUILDER=$BUILDER" --build-arg "RUNTIME=$RUNTIME"
 done
 
-# The legacy builder leaves the build stages behind as dangling images; they hold the CA copy.
+# The legacy builder leaves the build stages behind as dangling images; they hold the CA copy
+# (so does the builder image, which is local only and never a base of a final stage).
 docker image prune -f > /dev/null
 
 printf '%-32s %10s\n' IMAGE SIZE
