@@ -37,8 +37,10 @@ def run(stack: Stack) -> Section:
         for target in STEPS:
             stack.produce(names, [Tombstone(id=tid, batches=BATCHES) for tid in ids[sent:target]])
             sent = target
-            wait_until(lambda: gauge(processor, "tombstones_in_flight") == target, TIMEOUT, f"{target} in flight")
-            wait_until(lambda: len({e["id"] for e in read_ledger(ledger)}) >= target, TIMEOUT, "first batches ran")
+            in_flight = lambda n=target: gauge(processor, "tombstones_in_flight") == n  # noqa: E731
+            started = lambda n=target: len({e["id"] for e in read_ledger(ledger)}) >= n  # noqa: E731
+            wait_until(in_flight, TIMEOUT, f"{target} workflows in flight")
+            wait_until(started, TIMEOUT, f"{target} workflows ran their first batch")
             rss.append(rss_kib(pid))
     base = rss[0]
     rows = [

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections import Counter
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pytest
 
 from devstack.procs import free_port, wait_until
 from tests.support.kafka import read_until
+from tests.support.processes import http_get, metric
 
 BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.e2e
@@ -66,23 +66,6 @@ def test_setup_topics_gives_up_on_a_missing_broker_with_a_clear_error(tmp_path):
     assert "no Kafka broker answered" in result.stderr.strip().splitlines()[-1]
 
 
-def _get(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
-    except OSError:
-        return 0, b""
-
-
-def metric(body: bytes, name: str) -> float:
-    for line in body.decode().splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    raise AssertionError(f"{name} not in /metrics")
-
-
 def test_producer_and_processor_processes_end_to_end_with_graceful_stop(kafka, names, tmp_path):
     port = free_port()
     env = {
@@ -100,7 +83,7 @@ def test_producer_and_processor_processes_end_to_end_with_graceful_stop(kafka, n
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "RESONATE_", "TOPIC_"))}
     processor = subprocess.Popen([str(BIN / "record-processor")], env={**clean, **env}, cwd=tmp_path, stdout=log, stderr=log)
     try:
-        wait_until(lambda: _get(f"http://127.0.0.1:{port}/readyz")[0] == 200, 60, "processor ready", lambda: processor.poll() is None)
+        wait_until(lambda: http_get(f"http://127.0.0.1:{port}/readyz")[0] == 200, 60, "processor ready", lambda: processor.poll() is None)
         produced = run(["record-producer", "-n", "20", "--batches", "2", "--prefix", "e2e", "--print-ids"], env, tmp_path)
         assert produced.returncode == 0, produced.stderr
         ids = produced.stdout.split()
@@ -108,8 +91,8 @@ def test_producer_and_processor_processes_end_to_end_with_graceful_stop(kafka, n
         records = read_until(kafka.bootstrap, names["TOPIC_PROCESSED"], lambda r: len(r) >= 20)
         assert Counter(r.key for r in records) == Counter(ids)
         assert all(json.loads(r.value)["batches"] == 2 for r in records)
-        wait_until(lambda: metric(_get(f"http://127.0.0.1:{port}/metrics")[1], "tombstones_completed_total") == 20, 10, "metrics")
-        assert _get(f"http://127.0.0.1:{port}/healthz")[0] == 200
+        wait_until(lambda: metric(http_get(f"http://127.0.0.1:{port}/metrics")[1], "tombstones_completed_total") == 20, 10, "metrics")
+        assert http_get(f"http://127.0.0.1:{port}/healthz")[0] == 200
         started = time.monotonic()
         processor.send_signal(signal.SIGTERM)
         assert processor.wait(timeout=30) == 0

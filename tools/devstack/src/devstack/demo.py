@@ -63,32 +63,28 @@ def _bin(name: str) -> str:
 
 
 def _start_stack(stack: Stack, cleanup: ExitStack) -> dict[str, str]:
-    kafka = stack.kafka
-    if not kafka.process.running():
-        console.print("starting Kafka …")
-        kafka.start()
-        cleanup.callback(kafka.stop)
-    env = {"KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers}
-    resonate = stack.resonate
-    if resonate is None:
+    """Start what is not running yet (and stop only that at the end); return the services' env."""
+
+    def ensure(component, label: str) -> None:
+        if not component.process.running():
+            console.print(f"starting {label} …")
+            component.start()
+            cleanup.callback(component.stop)
+
+    ensure(stack.kafka, "Kafka")
+    env = {"KAFKA_BOOTSTRAP_SERVERS": stack.kafka.bootstrap_servers}
+    if (resonate := stack.resonate) is None:
         console.print(
             "[yellow]no resonate binary on PATH or in RESONATE_SERVER_BIN: "
             "the processor runs in local mode (not durable)[/yellow]"
         )
     else:
-        if not resonate.process.running():
-            console.print("starting the Resonate server …")
-            resonate.start()
-            cleanup.callback(resonate.stop)
+        ensure(resonate, "the Resonate server")
         env["RESONATE_URL"] = resonate.url
-    jaeger = stack.jaeger
-    if jaeger is None:
+    if (jaeger := stack.jaeger) is None:
         console.print("[dim]tracing off: `make jaeger` builds Jaeger once (several minutes)[/dim]")
     else:
-        if not jaeger.process.running():
-            console.print("starting Jaeger …")
-            jaeger.start()
-            cleanup.callback(jaeger.stop)
+        ensure(jaeger, "Jaeger")
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = jaeger.otlp_endpoint
     return env
 

@@ -78,7 +78,11 @@ def ensure_jars(cache: Path) -> Path:
 
 
 def _cluster_id() -> str:
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    """A base64 UUID, as Kafka wants it; never starting with "-" (it would read as an option)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if cluster_id[0].isalnum():
+            return cluster_id
 
 
 class KafkaBroker:
