@@ -101,11 +101,13 @@ def run(stack: Stack) -> Section:
     note = f"Lease renewals (`task.heartbeat`, from the server's log): {rejected} of {sent} rejected."
     if rejected:
         note += (
-            " The server answers 400 \"All tasks must belong to the same origin\" when one heartbeat carries"
-            " the tasks of several workflows, so leases are not extended: a workflow's lease lapses"
-            f" {TTL_SECONDS} s after it was last acquired (and it is re-dispatched even while its"
-            " processor lives), not after the kill. The delays above are bounded by that, not by a"
-            " full TTL after the kill."
+            " The server answers 400 \"All tasks must belong to the same origin\" when one heartbeat"
+            " carries the tasks of several workflows, so leases are not extended: a lease lapses"
+            f" {TTL_SECONDS} s after its task was last acquired and the workflow is re-dispatched (to"
+            " either processor) even while its processor lives. The delay after a kill is then the"
+            f" time to the next lapse — anywhere in 0–{TTL_SECONDS} s, set by when the kill falls —"
+            " plus the survivor's replay of the finished steps, so it spreads by seconds from run to"
+            " run. With working renewals it would be about one TTL after the last renewal."
         )
     rows = [
         [

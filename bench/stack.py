@@ -7,7 +7,6 @@ on free loopback ports; each scenario gets its own topics, consumer group and Re
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -151,15 +150,7 @@ def running_stack(run_dir: Path) -> Iterator[Stack]:
         server = ResonateServer(
             run_dir / "resonate", port=free_port(), metrics_port=free_port(), timer_poll_ms=TIMER_POLL_MS
         )
-    for attempt in range(3):
-        try:
-            broker.start()
-            break
-        except subprocess.CalledProcessError:
-            # devstack's random cluster id starts with "-" one time in 64 and the storage
-            # formatter reads it as an option; a new id is drawn on the next start.
-            if attempt == 2:
-                raise
+    broker.start()
     try:
         if server is not None:
             server.start()

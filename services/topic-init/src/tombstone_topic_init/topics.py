@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from confluent_kafka import KafkaError, KafkaException
@@ -67,8 +68,22 @@ def ensure_topics(admin: AdminClient, settings: TopicInitSettings) -> list[Topic
                 if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                     raise
     created = {spec.name for spec in missing}
-    topics = admin.list_topics(timeout=10).topics
+    topics = _wait_for_metadata(admin, [spec.name for spec in specs])
     return [
         TopicOutcome(spec.name, spec.name in created, len(topics[spec.name].partitions))
         for spec in specs
     ]
+
+
+def _wait_for_metadata(admin: AdminClient, names: list[str], timeout: float = 30.0) -> dict:
+    """Topic metadata once every name is in it: a created topic reaches the metadata a moment
+    after CreateTopics returns."""
+    deadline = time.monotonic() + timeout
+    while True:
+        topics = admin.list_topics(timeout=10).topics
+        if all(name in topics and topics[name].partitions for name in names):
+            return topics
+        if time.monotonic() > deadline:
+            missing = [name for name in names if name not in topics]
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT, f"topics not visible yet: {missing}"))
+        time.sleep(0.2)
