@@ -9,6 +9,7 @@ from datetime import datetime
 
 import pytest
 
+from devstack.procs import wait_until
 from tests.support.kafka import committed_offsets, produce_raw, read_all, read_until
 from tests.support.pipeline import (
     create_topics,
@@ -171,3 +172,25 @@ async def test_bad_records_go_to_the_dead_letter_topic_and_good_ones_flow(kafka,
         assert record.headers[DeadLetterHeader.SOURCE_TOPIC] == names["TOPIC_TOMBSTONES"].encode()
     committed = committed_offsets(kafka.bootstrap, names["KAFKA_CONSUMER_GROUP"], names["TOPIC_TOMBSTONES"])
     assert committed == {0: len(interleaved)}
+
+
+async def test_leases_of_concurrent_workflows_are_renewed(kafka, resonate_server, names, uid, tmp_path, caplog):
+    """Steps that outlive the lease, in several workflows at once, run once each: every lease is
+    renewed (one heartbeat per workflow), so none lapses and is re-run while still running."""
+    create_topics(kafka.bootstrap, names, partitions=1)
+    attempts = 5
+    settings = processor_settings(
+        kafka.bootstrap, names, tmp_path, resonate_url=resonate_server.url, resonate_ttl_seconds=1.5,
+        delete_max_attempts=attempts, delete_retry_initial_seconds=1, delete_retry_max_seconds=1,
+    )
+    stubborn = [Tombstone(id=f"slow-{uid}-{n}", batches=1, error_rate=1) for n in range(3)]
+    async with running_processor(settings) as processor:
+        await asyncio.to_thread(produce_tombstones, kafka, names, stubborn)
+        await asyncio.to_thread(
+            wait_until, lambda: processor.state.dead_lettered == len(stubborn), 120, "all dead-lettered"
+        )
+    per_id = Counter(entry["id"] for entry in ledger(settings))
+    assert per_id == {t.id: attempts for t in stubborn}, "each step ran its attempts once, not again"
+    assert not [r for r in caplog.records if "heartbeat failed" in r.getMessage()]
+    dead = await asyncio.to_thread(read_all, kafka.bootstrap, names["TOPIC_DLQ"])
+    assert Counter(r.key for r in dead) == {t.id: 1 for t in stubborn}

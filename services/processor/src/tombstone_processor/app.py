@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 import contextlib
 from datetime import timedelta
 
@@ -12,12 +13,14 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.aio import AIOConsumer
 from resonate.connections import LocalConnection
+from resonate.heartbeat import AsyncHeartbeat
 from resonate.resonate import Resonate
 
 from tombstone_common.kafka import AsyncProducer, client_config, consumer_config
 from tombstone_common.logs import get_logger
 from tombstone_processor.dispatcher import Dispatcher
 from tombstone_processor.effects import Publisher
+from tombstone_processor.heartbeat import HeartbeatPerOrigin
 from tombstone_processor.http import Check, HealthServer
 from tombstone_processor.intake import Intake
 from tombstone_processor.settings import ProcessorSettings
@@ -45,13 +48,21 @@ def build_resonate(
         "retry_policy": RetryBackoff(initial=0.5, maximum=30, attempts=1_000_000),
     }
     if settings.resonate_url is not None:
+        ttl = timedelta(seconds=settings.resonate_ttl_seconds)
+        pid = uuid.uuid4().hex
+        beats = HeartbeatPerOrigin()
         resonate = Resonate(
             url=str(settings.resonate_url).rstrip("/"),
             token=settings.resonate_token.get_secret_value() if settings.resonate_token else None,
-            ttl=timedelta(seconds=settings.resonate_ttl_seconds),
+            pid=pid,
+            ttl=ttl,
+            # the SDK's heartbeat loop, renewing each workflow's lease in its own request
+            heartbeat=AsyncHeartbeat(pid, max(int(ttl.total_seconds() * 1000) // 2, 1), beats),
             subscription_refresh_secs=10,
+            autostart=False,
             **common,
         )
+        beats.bind(resonate.promises.sender)
     else:
         log.warning(
             "RESONATE_URL is not set: LOCAL MODE, workflows live in this process only and are "
@@ -62,6 +73,7 @@ def build_resonate(
                 group=settings.resonate_group, tick_interval=LOCAL_TIMER_TICK_SECONDS
             ),
             subscription_refresh_secs=0,
+            autostart=False,
             **common,
         )
     resonate.register(cleanup_tombstone)
@@ -76,7 +88,8 @@ def build_resonate(
     )
     deleter = SimulatedDeleter(settings, settings.processor_name, state)
     resonate.with_dependency(Dependencies(config, deleter, publisher))
-    return resonate
+    # Started only now: the server may deliver resumed workflows the moment we connect.
+    return resonate.start()
 
 
 def readiness_checks(settings: ProcessorSettings, state: ProcessorState) -> dict[str, Check]:
