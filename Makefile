@@ -56,3 +56,4 @@ clean: down ## Stop the stack and delete its data (.stack/)
 	rm -rf .stack
 
 include mk/kubernetes.mk
+include mk/bench.mk
