@@ -23,10 +23,13 @@ console = Console(width=None if sys.stdout.isatty() else 110)
 
 
 def _run(argv: list[str], env: dict[str, str]) -> str:
-    result = subprocess.run(argv, env={**os.environ, **env}, capture_output=True, text=True)
+    """Run a command; show its summary lines (its logs only when it fails)."""
+    quiet = {"LOG_LEVEL": "ERROR", "LOG_FORMAT": "json"}
+    result = subprocess.run(argv, env={**os.environ, **env, **quiet}, capture_output=True, text=True)
     if result.returncode != 0:
         raise StackError(f"{' '.join(argv)} failed:\n{result.stdout}{result.stderr}")
-    return result.stdout + result.stderr
+    summary = [line for line in (result.stdout + result.stderr).splitlines() if not line.startswith("{")]
+    return "\n".join(summary)
 
 
 def run_demo(stack: Stack, count: int, batch_interval: float) -> None:
