@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from tombstone_common.settings import KafkaSettings, load_settings
@@ -60,3 +62,19 @@ def test_local_mode_when_resonate_url_is_unset(monkeypatch):
     assert not load_settings(ProcessorSettings).durable
     monkeypatch.setenv("RESONATE_URL", "http://127.0.0.1:8001")
     assert load_settings(ProcessorSettings).durable
+
+
+def test_dotenv_completes_the_environment_and_real_variables_win(monkeypatch, tmp_path):
+    (tmp_path / ".env").write_text(
+        "KAFKA_BOOTSTRAP_SERVERS=from-file:1\nOTEL_SERVICE_NAME=from-file\nTOPIC_DLQ=file-dlq\n"
+    )
+    monkeypatch.setenv("TOPIC_DLQ", "env-dlq")
+    monkeypatch.delenv("OTEL_SERVICE_NAME", raising=False)
+    try:
+        settings = load_settings(ProcessorSettings)
+        assert settings.kafka_bootstrap_servers == "from-file:1"
+        assert settings.topic_dlq == "env-dlq"
+        assert os.environ["OTEL_SERVICE_NAME"] == "from-file", "visible to OpenTelemetry too"
+    finally:
+        for name in ("KAFKA_BOOTSTRAP_SERVERS", "OTEL_SERVICE_NAME"):
+            os.environ.pop(name, None)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 from typing import Literal, NoReturn
 
+from dotenv import load_dotenv
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -19,14 +20,9 @@ SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 
 class BaseServiceSettings(BaseSettings):
-    """Common loader behaviour: environment first, then an optional ``.env`` file."""
+    """Read from the environment (which :func:`load_settings` completes from ``.env``)."""
 
-    model_config = SettingsConfigDict(
-        env_file=".env",
-        env_file_encoding="utf-8",
-        extra="ignore",
-        case_sensitive=False,
-    )
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Log level of the service."
@@ -97,7 +93,12 @@ def _describe(error: dict) -> str:
 
 
 def load_settings[S: BaseSettings](cls: type[S], **overrides: object) -> S:
-    """Load ``cls`` from the environment, or exit 2 with one line naming each bad variable."""
+    """Load ``cls`` from the environment, or exit 2 with one line naming each bad variable.
+
+    A ``.env`` file in the working directory is loaded into the environment first (real
+    variables win), so libraries that read the environment themselves (OpenTelemetry's
+    ``OTEL_*``) see its values too."""
+    load_dotenv(".env", override=False)
     try:
         return cls(**overrides)
     except ValidationError as exc:
