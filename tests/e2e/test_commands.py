@@ -92,6 +92,11 @@ def test_producer_and_processor_processes_end_to_end_with_graceful_stop(kafka, n
         assert Counter(r.key for r in records) == Counter(ids)
         assert all(json.loads(r.value)["batches"] == 2 for r in records)
         wait_until(lambda: metric(http_get(f"http://127.0.0.1:{port}/metrics")[1], "tombstones_completed_total") == 20, 10, "metrics")
+
+        def lag() -> list[float]:
+            body = http_get(f"http://127.0.0.1:{port}/metrics")[1].decode()
+            return [float(line.split()[-1]) for line in body.splitlines() if line.startswith("tombstones_consumer_lag{")]
+        wait_until(lambda: lag() and not any(lag()), 20, "consumer lag reported, and zero once all is consumed")
         assert http_get(f"http://127.0.0.1:{port}/healthz")[0] == 200
         started = time.monotonic()
         processor.send_signal(signal.SIGTERM)
