@@ -27,6 +27,7 @@ class StateCollector:
         "duplicates": "Records whose tombstone id was already in flight here",
         "batch_attempts": "Delete attempts executed here, failures included",
         "batch_failures": "Delete attempts that failed (and were retried)",
+        "commits": "Offset commits made by the intake",
     }
 
     def __init__(self, state: ProcessorState) -> None:

@@ -201,10 +201,6 @@ class Intake:
             self._partitions[tp].mark_committed(position)
         self._state.commits += 1
 
-    @property
-    def open_offsets(self) -> int:
-        return sum(offsets.open_count for offsets in self._partitions.values())
-
     # ── rebalances (called by the consumer, on the event loop) ──────────────
 
     async def _on_assign(self, consumer: AIOConsumer, partitions: list[TopicPartition]) -> None:

@@ -22,10 +22,6 @@ class PartitionOffsets:
     def settle(self, offset: int) -> None:
         self._open.discard(offset)
 
-    @property
-    def open_count(self) -> int:
-        return len(self._open)
-
     def committable(self) -> int | None:
         """The offset to commit now, or ``None`` if nothing new became safe."""
         position = min(self._open) if self._open else self._next
