@@ -109,3 +109,14 @@ def test_producer_and_processor_processes_end_to_end_with_graceful_stop(kafka, n
     lines = [json.loads(line) for line in (tmp_path / "processor.log").read_text().splitlines() if line.startswith("{")]
     assert any(line.get("event") == "processor stopped" for line in lines)
     assert any("LOCAL MODE" in line.get("event", "") for line in lines)
+
+
+def test_a_busy_http_port_is_a_clear_error(tmp_path):
+    import socket
+
+    with socket.create_server(("0.0.0.0", 0)) as busy:
+        port = busy.getsockname()[1]
+        env = {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1", "PROCESSOR_HTTP_PORT": str(port), "LOG_LEVEL": "ERROR"}
+        result = run(["record-processor"], env, tmp_path, timeout=30)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: PROCESSOR_HTTP_PORT={port}:")

@@ -18,6 +18,7 @@ from resonate.resonate import Resonate
 
 from tombstone_common.kafka import AsyncProducer, client_config, consumer_config
 from tombstone_common.logs import get_logger
+from tombstone_common.settings import fail
 from tombstone_processor.dispatcher import Dispatcher
 from tombstone_processor.effects import Publisher
 from tombstone_processor.heartbeat import HeartbeatPerOrigin
@@ -149,7 +150,10 @@ class Processor:
         intake = Intake(settings, consumer, dispatcher, publisher, self.state)
         http = HealthServer(self.state, readiness_checks(settings, self.state), settings.processor_http_port)
         if settings.processor_http_port:
-            await http.start()
+            try:
+                await http.start()
+            except OSError as exc:
+                fail(f"PROCESSOR_HTTP_PORT={settings.processor_http_port}: {exc.strerror}", code=1)
         log.info(
             "processor starting",
             name=settings.processor_name,
