@@ -24,7 +24,7 @@ console = Console(width=None if sys.stdout.isatty() else 110)
 
 def _run(argv: list[str], env: dict[str, str]) -> str:
     """Run a command; show its summary lines (its logs only when it fails)."""
-    quiet = {"LOG_LEVEL": "ERROR", "LOG_FORMAT": "json"}
+    quiet = {"LOG_LEVEL": "ERROR", "LOG_FORMAT": "json", "COLUMNS": "160"}
     result = subprocess.run(argv, env={**os.environ, **env, **quiet}, capture_output=True, text=True)
     if result.returncode != 0:
         raise StackError(f"{' '.join(argv)} failed:\n{result.stdout}{result.stderr}")
