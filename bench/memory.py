@@ -11,7 +11,8 @@ from devstack.procs import wait_until
 from matplotlib.axes import Axes
 
 from bench.report import Section
-from bench.stack import Stack, gauge, read_ledger, rss_kib
+from bench.stack import Stack, gauge, rss_kib
+from tests.support.pipeline import read_ledger
 from tombstone_common.messages import Tombstone
 from tombstone_producer.produce import new_ids
 

@@ -20,7 +20,8 @@ from devstack.procs import wait_until
 from matplotlib.axes import Axes
 
 from bench.report import Section, fmt
-from bench.stack import TIMER_POLL_MS, Stack, gauge, read_ledger
+from bench.stack import TIMER_POLL_MS, Stack, gauge
+from tests.support.pipeline import read_ledger
 from tests.support.faults import percentile
 from tombstone_common.messages import Tombstone
 from tombstone_producer.produce import new_ids

@@ -6,7 +6,6 @@ on free loopback ports; each scenario gets its own topics, consumer group and Re
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,11 +17,9 @@ from devstack.kafka import KafkaBroker
 from devstack.procs import free_port
 from devstack.resonate import ResonateServer, server_binary
 from tests.support.kafka import read_until
-from tests.support.pipeline import create_topics
+from tests.support.pipeline import create_topics, send_tombstones
 from tests.support.processes import ProcessorProcess, metric
 from tombstone_common.messages import ProcessedRecord, Tombstone
-from tombstone_common.settings import PipelineSettings
-from tombstone_producer.produce import produce
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = REPO / ".cache"
@@ -80,13 +77,8 @@ class Stack:
 
     def produce(self, names: dict[str, str], tombstones: list[Tombstone]) -> float:
         """Send ``tombstones`` in order; return the epoch second the first one was sent."""
-        settings = PipelineSettings(
-            kafka_bootstrap_servers=self.bootstrap, topic_tombstones=names["TOPIC_TOMBSTONES"], _env_file=None
-        )
         started = time.time()
-        report = produce(settings, tombstones)
-        if report.failed:
-            raise RuntimeError(f"producing failed: {report.failed[:3]}")
+        send_tombstones(self.bootstrap, names, tombstones)
         return started
 
     def completions(self, names: dict[str, str], ids: list[str], timeout: float) -> dict[str, ProcessedRecord]:
@@ -117,12 +109,6 @@ class Stack:
         finally:
             for processor in started:
                 processor.kill()
-
-
-def read_ledger(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line]
 
 
 def gauge(processor: ProcessorProcess, name: str) -> float:

@@ -7,7 +7,6 @@ Run it with `make chaos` (CHAOS_RUNS=3 for three runs in a row); CHAOS_SEED repl
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import threading
@@ -18,11 +17,10 @@ import pytest
 
 from tests.support.faults import Kill, judge, percentile
 from tests.support.kafka import read_all, read_until
-from tests.support.pipeline import create_topics
+from tests.support.pipeline import create_topics, read_ledger, send_tombstones
 from tests.support.processes import ProcessorProcess
 from tombstone_common.messages import Tombstone
-from tombstone_common.settings import PipelineSettings
-from tombstone_producer.produce import new_ids, produce
+from tombstone_producer.produce import new_ids
 
 pytestmark = [pytest.mark.chaos, pytest.mark.durable]
 
@@ -69,11 +67,9 @@ def test_nothing_is_lost_or_redone_under_kills_and_restarts(private_stack, tmp_p
 
     ids = new_ids(TOMBSTONES, f"chaos{run}")
     work = [Tombstone(id=tid, batches=rng.randint(1, 8)) for tid in ids]
-    producer_settings = PipelineSettings(
-        kafka_bootstrap_servers=broker.bootstrap_servers, _env_file=None,
-        topic_tombstones=names["TOPIC_TOMBSTONES"],
+    production = threading.Thread(
+        target=send_tombstones, args=(broker.bootstrap_servers, names, work, 12.0), daemon=True
     )
-    production = threading.Thread(target=produce, args=(producer_settings, work, 12.0), daemon=True)
     production.start()
 
     kills: list[Kill] = []
@@ -128,7 +124,7 @@ def test_nothing_is_lost_or_redone_under_kills_and_restarts(private_stack, tmp_p
                 processor.terminate(timeout=30)
 
     processed = read_all(broker.bootstrap_servers, names["TOPIC_PROCESSED"])
-    ledger = [json.loads(line) for line in ledger_path.read_text().splitlines()]
+    ledger = read_ledger(ledger_path)
     verdict = judge(ids, [(r.key, r.value) for r in processed], ledger, kills)
     with capsys.disabled():
         print(f"\nchaos run (CHAOS_SEED={seed}):")

@@ -13,11 +13,17 @@ import pytest
 from devstack.procs import wait_until
 from tests.support.faults import Kill, judge
 from tests.support.kafka import read_all, read_until
-from tests.support.pipeline import create_topics, processor_settings, running_processor, successful_batches
+from tests.support.pipeline import (
+    create_topics,
+    processor_settings,
+    read_ledger,
+    running_processor,
+    send_tombstones,
+    successful_batches,
+)
 from tests.support.processes import ProcessorProcess, http_get, metric
 from tombstone_common.messages import Tombstone
-from tombstone_common.settings import PipelineSettings
-from tombstone_producer.produce import new_ids, produce
+from tombstone_producer.produce import new_ids
 
 pytestmark = pytest.mark.durable
 
@@ -36,16 +42,8 @@ def durable_env(broker, server, names, tmp_path, **extra) -> dict[str, str]:
     }
 
 
-def send(bootstrap: str, names: dict[str, str], tombstones: list[Tombstone]) -> None:
-    settings = PipelineSettings(
-        kafka_bootstrap_servers=bootstrap, topic_tombstones=names["TOPIC_TOMBSTONES"], _env_file=None
-    )
-    assert produce(settings, tombstones).delivered == len(tombstones)
-
-
 def ledger(tmp_path) -> list[dict]:
-    path = tmp_path / "ledger.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    return read_ledger(tmp_path / "ledger.jsonl")
 
 
 def test_a_killed_processor_holding_paused_partitions_strands_nothing(private_stack, names, uid, tmp_path):
@@ -56,7 +54,7 @@ def test_a_killed_processor_holding_paused_partitions_strands_nothing(private_st
     first.start()
     second.start()
     tombstones = [Tombstone(id=tid, batches=4) for tid in new_ids(40, f"strand{uid}")]
-    send(broker.bootstrap_servers, names, tombstones)
+    send_tombstones(broker.bootstrap_servers, names, tombstones)
     try:
         wait_until(lambda: metric(first.metrics(), "tombstones_partitions_paused") == 1, 60, "a paused at its bound")
         assigned_to_first = metric(first.metrics(), "tombstones_partitions_assigned")
@@ -83,7 +81,7 @@ async def test_a_consumer_that_reads_everything_again_starts_no_second_run(kafka
     tombstones = [Tombstone(id=tid, batches=2) for tid in new_ids(20, f"again{uid}")]
     settings = processor_settings(kafka.bootstrap, names, tmp_path, resonate_url=resonate_server.url)
     async with running_processor(settings):
-        await asyncio.to_thread(send, kafka.bootstrap, names, tombstones)
+        await asyncio.to_thread(send_tombstones, kafka.bootstrap, names, tombstones)
         await asyncio.to_thread(read_until, kafka.bootstrap, names["TOPIC_PROCESSED"], lambda r: len(r) >= 20)
     executions_before = Counter(successful_batches(settings))
 
@@ -119,7 +117,7 @@ def test_readyz_follows_the_broker_and_the_server_and_work_continues(private_sta
         wait_until(ready, 60, "ready after the server is back")
 
         tombstones = [Tombstone(id=tid, batches=2) for tid in new_ids(10, f"after{uid}")]
-        send(broker.bootstrap_servers, names, tombstones)
+        send_tombstones(broker.bootstrap_servers, names, tombstones)
         records = read_until(broker.bootstrap_servers, names["TOPIC_PROCESSED"], lambda r: len(r) >= 10, timeout=120)
         assert {r.key for r in records} == {t.id for t in tombstones}
         assert processor.process.running(), "no crash loop: the same process carried on"
@@ -137,7 +135,7 @@ def test_a_resumed_workflow_stays_in_its_trace(private_stack, jaeger, names, uid
     first = ProcessorProcess("t1", env, tmp_path)
     first.start()
     tombstone = Tombstone(id=f"resumed-{uid}", batches=6)
-    send(broker.bootstrap_servers, names, [tombstone])
+    send_tombstones(broker.bootstrap_servers, names, [tombstone])
     (sent,) = read_until(broker.bootstrap_servers, names["TOPIC_TOMBSTONES"], lambda r: len(r) >= 1)
     trace_id = sent.headers["traceparent"].decode().split("-")[1]
 

@@ -120,3 +120,9 @@ def test_a_busy_http_port_is_a_clear_error(tmp_path):
         result = run(["record-processor"], env, tmp_path, timeout=30)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith(f"error: PROCESSOR_HTTP_PORT={port}:")
+
+
+def test_an_invalid_id_prefix_is_a_clear_error(tmp_path):
+    result = run(["record-producer", "-n", "1", "--prefix", "bad:prefix"], {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}, tmp_path, timeout=30)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: invalid --prefix 'bad:prefix':")

@@ -11,7 +11,7 @@ import pytest
 from devstack.procs import wait_until
 from tests.support.kafka import produce_raw, read_until
 from tests.support.processes import BIN, ProcessorProcess, clean_environ, http_get, metric
-from tests.support.pipeline import create_topics
+from tests.support.pipeline import create_topics, read_ledger
 from tombstone_common.messages import DeadLetterHeader
 
 pytestmark = pytest.mark.e2e
@@ -75,7 +75,7 @@ def test_each_tombstone_is_one_trace_from_producer_to_processed(kafka, jaeger, n
         assert counted("tombstones_completed_total") == len(records) == 5
         assert counted("tombstones_invalid_total") == 1
         assert counted("tombstones_dead_lettered_total") + counted("tombstones_invalid_total") == len(dead)
-        ledger = [json.loads(line) for line in (tmp_path / "ledger.jsonl").read_text().splitlines()]
+        ledger = read_ledger(tmp_path / "ledger.jsonl")
         assert counted("tombstones_batch_attempts_total") == len(ledger)
         assert counted("tombstones_batch_failures_total") == sum(not e["ok"] for e in ledger)
     finally:

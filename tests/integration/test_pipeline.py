@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
-from datetime import datetime
 
 import pytest
 
@@ -15,25 +14,18 @@ from tests.support.pipeline import (
     create_topics,
     processor_settings,
     running_processor,
+    send_tombstones,
     successful_batches,
     ledger,
 )
 from tombstone_common.messages import DeadLetterHeader, ProcessedRecord, Tombstone
-from tombstone_common.settings import PipelineSettings
-from tombstone_producer.produce import new_ids, produce
+from tombstone_producer.produce import new_ids
 
 pytestmark = pytest.mark.integration
 
 
 def by_id(records) -> dict[str, ProcessedRecord]:
     return {record.key: ProcessedRecord.model_validate_json(record.value) for record in records}
-
-
-def produce_tombstones(kafka, names, tombstones):
-    settings = PipelineSettings(kafka_bootstrap_servers=kafka.bootstrap, topic_tombstones=names["TOPIC_TOMBSTONES"], _env_file=None)
-    report = produce(settings, tombstones)
-    assert report.delivered == len(tombstones) and not report.failed
-    return report
 
 
 async def wait_for_processed(kafka, names, count, timeout=180):
@@ -50,7 +42,7 @@ async def test_every_tombstone_gets_exactly_one_consistent_processed_record(kafk
     ids = new_ids(200, f"many{uid}")
     tombstones = [Tombstone(id=tid, batches=1 + n % 3) for n, tid in enumerate(ids)]
     async with running_processor(settings) as processor:
-        report = await asyncio.to_thread(produce_tombstones, kafka, names, tombstones)
+        report = await asyncio.to_thread(send_tombstones, kafka.bootstrap, names, tombstones)
         records = await wait_for_processed(kafka, names, 200)
     records = await asyncio.to_thread(read_all, kafka.bootstrap, names["TOPIC_PROCESSED"])
 
@@ -83,7 +75,7 @@ async def test_a_long_tombstone_does_not_block_the_short_ones_behind_it(kafka, n
     long = Tombstone(id=f"long-{uid}", batches=40)
     shorts = [Tombstone(id=tid, batches=1) for tid in new_ids(50, f"short{uid}")]
     async with running_processor(settings):
-        await asyncio.to_thread(produce_tombstones, kafka, names, [long, *shorts])
+        await asyncio.to_thread(send_tombstones, kafka.bootstrap, names, [long, *shorts])
         records = await wait_for_processed(kafka, names, 51)
     processed = by_id(records)
     assert processed[long.id].source.offset == 0
@@ -98,10 +90,10 @@ async def test_a_redelivered_id_runs_once_and_is_published_once(kafka, names, ui
     twice = Tombstone(id=f"twice-{uid}", batches=3)
     sentinel = Tombstone(id=f"sentinel-{uid}", batches=1)
     async with running_processor(settings) as processor:
-        await asyncio.to_thread(produce_tombstones, kafka, names, [twice, twice])
+        await asyncio.to_thread(send_tombstones, kafka.bootstrap, names, [twice, twice])
         await wait_for_processed(kafka, names, 1)
         # Once the first run has finished, the same id again, then a sentinel behind it.
-        await asyncio.to_thread(produce_tombstones, kafka, names, [twice, sentinel])
+        await asyncio.to_thread(send_tombstones, kafka.bootstrap, names, [twice, sentinel])
         await asyncio.to_thread(
             read_until, kafka.bootstrap, names["TOPIC_PROCESSED"],
             lambda records: any(r.key == sentinel.id for r in records),
@@ -121,7 +113,7 @@ async def test_in_flight_workflows_never_exceed_the_bound(kafka, names, uid, mod
     )
     tombstones = [Tombstone(id=tid, batches=3) for tid in new_ids(100, f"bounded{uid}")]
     async with running_processor(settings) as processor:
-        await asyncio.to_thread(produce_tombstones, kafka, names, tombstones)
+        await asyncio.to_thread(send_tombstones, kafka.bootstrap, names, tombstones)
         await wait_for_processed(kafka, names, 100)
     assert processor.state.max_in_flight_seen == 10
     assert processor.state.pauses >= 1
@@ -185,7 +177,7 @@ async def test_leases_of_concurrent_workflows_are_renewed(kafka, resonate_server
     )
     stubborn = [Tombstone(id=f"slow-{uid}-{n}", batches=1, error_rate=1) for n in range(3)]
     async with running_processor(settings) as processor:
-        await asyncio.to_thread(produce_tombstones, kafka, names, stubborn)
+        await asyncio.to_thread(send_tombstones, kafka.bootstrap, names, stubborn)
         await asyncio.to_thread(
             wait_until, lambda: processor.state.dead_lettered == len(stubborn), 120, "all dead-lettered"
         )

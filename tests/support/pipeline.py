@@ -9,6 +9,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from tombstone_common.kafka import wait_for_broker
+from tombstone_common.messages import Tombstone
+from tombstone_common.settings import PipelineSettings
+from tombstone_producer.produce import DeliveryReport, produce
 from tombstone_processor.app import Processor
 from tombstone_processor.settings import ProcessorSettings
 from tombstone_topic_init.topics import TopicInitSettings, ensure_topics
@@ -63,11 +66,28 @@ async def running_processor(settings: ProcessorSettings):
         await asyncio.wait_for(task, 60)
 
 
-def ledger(settings: ProcessorSettings) -> list[dict]:
-    path = Path(settings.delete_ledger_path)
+def send_tombstones(
+    bootstrap: str, names: dict[str, str], tombstones: list[Tombstone], rate: float | None = None
+) -> DeliveryReport:
+    """Produce with the real producer code onto this test's tombstones topic; all delivered."""
+    settings = PipelineSettings(
+        kafka_bootstrap_servers=bootstrap, topic_tombstones=names["TOPIC_TOMBSTONES"], _env_file=None
+    )
+    report = produce(settings, tombstones, rate)
+    assert report.delivered == len(tombstones) and not report.failed, report.failed[:3]
+    return report
+
+
+def read_ledger(path: str | Path) -> list[dict]:
+    """The simulated deletion's ledger (DELETE_LEDGER_PATH): one dict per delete attempt."""
+    path = Path(path)
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines()]
+    return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+
+def ledger(settings: ProcessorSettings) -> list[dict]:
+    return read_ledger(settings.delete_ledger_path)
 
 
 def successful_batches(settings: ProcessorSettings) -> Counter[tuple[str, int]]:

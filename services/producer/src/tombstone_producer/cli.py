@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
@@ -47,8 +48,8 @@ def record_producer(
             Tombstone(id=tid, batches=batches, error_rate=error_rate)
             for tid in new_ids(count, prefix)
         ]
-    except ValueError as exc:
-        fail(f"invalid --prefix: {exc.errors()[0]['msg'] if hasattr(exc, 'errors') else exc}")
+    except ValidationError as exc:
+        fail(f"invalid --prefix {prefix!r}: {exc.errors()[0]['msg']}")
     console = Console(stderr=True)
     with Progress(
         "[progress.description]{task.description}",
