@@ -131,6 +131,13 @@ class Processor:
 
     async def run(self, stopping: asyncio.Event) -> None:
         settings = self.settings
+        # The HTTP port first: a port in use fails here, before any Kafka client exists.
+        http = HealthServer(self.state, readiness_checks(settings, self.state), settings.processor_http_port)
+        if settings.processor_http_port:
+            try:
+                await http.start()
+            except OSError as exc:
+                fail(f"PROCESSOR_HTTP_PORT={settings.processor_http_port}: {exc.strerror}", code=1)
         producer = AsyncProducer(settings)
         publisher = Publisher(producer, settings)
         resonate = build_resonate(settings, publisher, self.state)
@@ -148,12 +155,6 @@ class Processor:
             )
         )
         intake = Intake(settings, consumer, dispatcher, publisher, self.state)
-        http = HealthServer(self.state, readiness_checks(settings, self.state), settings.processor_http_port)
-        if settings.processor_http_port:
-            try:
-                await http.start()
-            except OSError as exc:
-                fail(f"PROCESSOR_HTTP_PORT={settings.processor_http_port}: {exc.strerror}", code=1)
         log.info(
             "processor starting",
             name=settings.processor_name,
