@@ -34,6 +34,14 @@ async def wait_for_processed(kafka, names, count, timeout=180):
     )
 
 
+async def wait_for_completed(processor, count, timeout=60):
+    """The processed record is published inside the workflow; the processor counts a workflow
+    completed only when its result reaches the intake a moment later."""
+    await asyncio.to_thread(
+        wait_until, lambda: processor.state.completed >= count, timeout, f"{count} workflows completed"
+    )
+
+
 async def test_every_tombstone_gets_exactly_one_consistent_processed_record(kafka, names, uid, mode, tmp_path):
     create_topics(kafka.bootstrap, names, partitions=3)
     settings = processor_settings(
@@ -43,7 +51,8 @@ async def test_every_tombstone_gets_exactly_one_consistent_processed_record(kafk
     tombstones = [Tombstone(id=tid, batches=1 + n % 3) for n, tid in enumerate(ids)]
     async with running_processor(settings) as processor:
         report = await asyncio.to_thread(send_tombstones, kafka.bootstrap, names, tombstones)
-        records = await wait_for_processed(kafka, names, 200)
+        await wait_for_processed(kafka, names, 200)
+        await wait_for_completed(processor, 200)
     records = await asyncio.to_thread(read_all, kafka.bootstrap, names["TOPIC_PROCESSED"])
 
     assert Counter(record.key for record in records) == Counter({tid: 1 for tid in ids})
@@ -115,6 +124,7 @@ async def test_in_flight_workflows_never_exceed_the_bound(kafka, names, uid, mod
     async with running_processor(settings) as processor:
         await asyncio.to_thread(send_tombstones, kafka.bootstrap, names, tombstones)
         await wait_for_processed(kafka, names, 100)
+        await wait_for_completed(processor, 100)
     assert processor.state.max_in_flight_seen == 10
     assert processor.state.pauses >= 1
     assert processor.state.completed == 100
@@ -148,6 +158,9 @@ async def test_bad_records_go_to_the_dead_letter_topic_and_good_ones_flow(kafka,
         processed = await wait_for_processed(kafka, names, len(good))
         dead = await asyncio.to_thread(
             read_until, kafka.bootstrap, names["TOPIC_DLQ"], lambda r: len(r) >= len(BAD_VALUES)
+        )
+        await asyncio.to_thread(
+            wait_until, lambda: processor.state.invalid == len(BAD_VALUES), 30, "invalid records counted"
         )
     assert {r.key for r in processed} == {t.id for t in good}
     assert processor.state.invalid == len(BAD_VALUES)
