@@ -126,3 +126,15 @@ class Messaging:
     OFFSET = "messaging.kafka.offset"
     KEY = "messaging.kafka.message.key"
     GROUP = "messaging.consumer.group.name"
+
+
+def kafka_attributes(operation: str, topic: str, key: str | None = None, **more: object) -> dict[str, object]:
+    """The messaging attributes of a Kafka ``send`` or ``process`` span (``more``: already named)."""
+    attributes: dict[str, object] = {
+        Messaging.SYSTEM: "kafka",
+        Messaging.DESTINATION: topic,
+        Messaging.OPERATION: operation,
+    }
+    if key is not None:
+        attributes[Messaging.KEY] = key
+    return attributes | more

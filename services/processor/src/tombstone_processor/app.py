@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
-import contextlib
 from datetime import timedelta
 
 import aiohttp

@@ -25,7 +25,7 @@ from tombstone_common.messages import (
     parse_tombstone,
     utc_now,
 )
-from tombstone_common.telemetry import Messaging, context_from_headers, headers_from
+from tombstone_common.telemetry import Messaging, context_from_headers, headers_from, kafka_attributes
 from tombstone_processor.dispatcher import Dispatcher
 from tombstone_processor.effects import Publisher
 from tombstone_processor.offsets import PartitionOffsets
@@ -101,16 +101,16 @@ class Intake:
             topic=message.topic(), partition=message.partition(), offset=message.offset()
         )
         key, value = message.key(), message.value()
-        attributes = {
-            Messaging.SYSTEM: "kafka",
-            Messaging.DESTINATION: position.topic,
-            Messaging.OPERATION: "process",
-            Messaging.PARTITION: str(position.partition),
-            Messaging.OFFSET: position.offset,
-            Messaging.GROUP: self._settings.kafka_consumer_group,
-        }
-        if key is not None:
-            attributes[Messaging.KEY] = key.decode(errors="replace")
+        attributes = kafka_attributes(
+            "process",
+            position.topic,
+            key.decode(errors="replace") if key is not None else None,
+            **{
+                Messaging.PARTITION: str(position.partition),
+                Messaging.OFFSET: position.offset,
+                Messaging.GROUP: self._settings.kafka_consumer_group,
+            },
+        )
         with process_span(position.topic, context_from_headers(message.headers()), **attributes) as span:
             try:
                 tombstone = parse_tombstone(key, value, self._settings.processor_max_record_bytes)

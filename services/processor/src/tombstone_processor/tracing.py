@@ -42,14 +42,19 @@ class TraceContext:
     def under(cls, process_span: Span) -> TraceContext:
         return cls(carrier_for(process_span.get_span_context()), f"{new_span_id():016x}")
 
-    def _parent_span_context(self) -> trace.SpanContext:
-        return trace.get_current_span(context_from_carrier(self.parent)).get_span_context()
+    def process(self) -> Context:
+        """The context of the ``process`` span, the workflow span's parent."""
+        return context_from_carrier(self.parent)
+
+    @property
+    def valid(self) -> bool:
+        return trace.get_current_span(self.process()).get_span_context().is_valid
 
     def workflow(self) -> Context:
         """A context whose current span is the workflow span (emitted later)."""
-        parent = self._parent_span_context()
-        if not parent.is_valid:
+        if not self.valid:
             return Context()
+        parent = trace.get_current_span(self.process()).get_span_context()
         span_context = child_context(parent, int(self.workflow_span_id, 16))
         return trace.set_span_in_context(NonRecordingSpan(span_context))
 
@@ -78,12 +83,12 @@ def step_span(name: str, trace_context: TraceContext, kind: SpanKind = SpanKind.
 
 
 def emit_workflow_span(trace_context: TraceContext, started_at: float, ok: bool, **attributes: object) -> None:
-    parent = context_from_carrier(trace_context.parent)
-    if not trace.get_current_span(parent).get_span_context().is_valid:
+    if not trace_context.valid:
         return
     with span_with_id(int(trace_context.workflow_span_id, 16)):
         span = _tracer.start_span(
-            "workflow cleanup_tombstone", context=parent, start_time=_ns(started_at), attributes=attributes
+            "workflow cleanup_tombstone", context=trace_context.process(), start_time=_ns(started_at),
+            attributes=attributes,
         )
     if not ok:
         span.set_status(Status(StatusCode.ERROR, "dead-lettered"))

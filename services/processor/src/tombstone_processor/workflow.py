@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from opentelemetry.trace import SpanKind
-
 from resonate.context import Context
+
 from tombstone_common.messages import ProcessedRecord, SourcePosition, dead_letter_headers, utc_now
-from tombstone_common.telemetry import Messaging, headers_from
+from tombstone_common.telemetry import headers_from, kafka_attributes
 from tombstone_processor.effects import Publisher
 from tombstone_processor.simulation import BatchResult, SimulatedDeleter, Work
 from tombstone_processor.tracing import TraceContext, emit_span, emit_workflow_span, step_span
@@ -128,7 +128,7 @@ async def publish_processed(ctx: Context, job: Job, batches: int, attempts: int)
         f"send {deps.publisher.topics.topic_processed}",
         job.trace,
         kind=SpanKind.PRODUCER,
-        **_messaging(deps.publisher.topics.topic_processed, job.id),
+        **kafka_attributes("send", deps.publisher.topics.topic_processed, job.id),
     ) as span:
         await deps.publisher.processed(record, headers_from())
         span.set_attribute("tombstone.source.offset", job.offset)
@@ -139,7 +139,7 @@ async def dead_letter(ctx: Context, job: Job, reason: str, batches: int, attempt
     _emit_workflow(job, ok=False, batches=batches, attempts=attempts)
     headers = dead_letter_headers(reason, "DeleteFailed", job.source, attempts)
     with step_span(f"send {publisher.topics.topic_dlq}", job.trace, kind=SpanKind.PRODUCER,
-                   **_messaging(publisher.topics.topic_dlq, job.id)):
+                   **kafka_attributes("send", publisher.topics.topic_dlq, job.id)):
         await publisher.dead_letter(
             job.key.encode() if job.key is not None else None,
             job.value.encode(),
@@ -152,7 +152,3 @@ def _emit_workflow(job: Job, ok: bool, batches: int, attempts: int) -> None:
     emit_workflow_span(
         job.trace, started, ok, **{"tombstone.id": job.id, "batches": batches, "attempts": attempts}
     )
-
-
-def _messaging(topic: str, key: str) -> dict[str, object]:
-    return {Messaging.SYSTEM: "kafka", Messaging.DESTINATION: topic, Messaging.OPERATION: "send", Messaging.KEY: key}

@@ -7,7 +7,6 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-
 from functools import partial
 
 from confluent_kafka import KafkaError, Message, Producer
@@ -17,7 +16,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from tombstone_common.kafka import producer_config
 from tombstone_common.messages import Tombstone
 from tombstone_common.settings import PipelineSettings
-from tombstone_common.telemetry import Messaging, headers_from, tracer
+from tombstone_common.telemetry import Messaging, headers_from, kafka_attributes, tracer
 
 _tracer = tracer("tombstone_producer")
 
@@ -69,12 +68,7 @@ def produce(
         span = _tracer.start_span(
             f"send {settings.topic_tombstones}",
             kind=SpanKind.PRODUCER,
-            attributes={
-                Messaging.SYSTEM: "kafka",
-                Messaging.DESTINATION: settings.topic_tombstones,
-                Messaging.OPERATION: "send",
-                Messaging.KEY: tombstone.id,
-            },
+            attributes=kafka_attributes("send", settings.topic_tombstones, tombstone.id),
         )
         while True:
             try:
