@@ -6,11 +6,9 @@ import contextlib
 import os
 import signal
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-from devstack.procs import Managed, StackError, free_port, wait_until
+from devstack.procs import Managed, StackError, free_port, http_get, wait_until
 
 BIN = Path(sys.executable).parent
 FOREIGN = ("KAFKA_", "RESONATE_", "TOPIC_", "PROCESSOR_", "DELETE_", "SIMULATION_", "OTEL_")
@@ -18,16 +16,6 @@ FOREIGN = ("KAFKA_", "RESONATE_", "TOPIC_", "PROCESSOR_", "DELETE_", "SIMULATION
 
 def clean_environ() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(FOREIGN)}
-
-
-def http_get(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
-    except OSError:
-        return 0, b""
 
 
 def metric(body: bytes, name: str) -> float:

@@ -12,21 +12,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import urllib.request
 from importlib import resources
 from pathlib import Path
 
-from devstack.procs import Managed, StackError
+from devstack.procs import Managed, StackError, http_get
 
 JAEGER_VERSION = "v2.13.0"
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 def ensure_binary(repo: Path) -> Path:
@@ -86,7 +77,8 @@ class Jaeger:
         config.write_text(resources.files("devstack.resources").joinpath("jaeger.yaml").read_text())
         health = f"http://127.0.0.1:{self.ports['JAEGER_HEALTH_PORT']}/status"
         env = {name: str(port) for name, port in self.ports.items()} | {"JAEGER_HOST": "127.0.0.1"}
-        self.process.start([str(binary), "--config", f"file:{config}"], lambda: _answers(health), timeout, env=env)
+        healthy = lambda: http_get(health, timeout=1)[0] == 200  # noqa: E731
+        self.process.start([str(binary), "--config", f"file:{config}"], healthy, timeout, env=env)
 
     def stop(self) -> None:
         self.process.stop()

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import urllib.request
 from pathlib import Path
 
-from devstack.procs import Managed, StackError
+from devstack.procs import Managed, StackError, http_get
 
 
 def server_binary() -> str | None:
@@ -38,14 +37,6 @@ def serve_args(database: Path, port: int, metrics_port: int, timer_poll_ms: int)
         # a task whose dispatch found no worker is offered again after this (default: 30000 ms)
         "--tasks-retry-timeout", "5000",
     ]
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return response.status < 500
-    except OSError:
-        return False
 
 
 class ResonateServer:
@@ -80,7 +71,8 @@ class ResonateServer:
         if self.process.running():
             return
         self.home.mkdir(parents=True, exist_ok=True)
-        self.process.start(self.argv(), lambda: _answers(self.url + HEALTH_PATH), timeout, cwd=self.home)
+        healthy = lambda: http_get(self.url + HEALTH_PATH, timeout=1)[0] == 200  # noqa: E731
+        self.process.start(self.argv(), healthy, timeout, cwd=self.home)
 
     def stop(self) -> None:
         self.process.stop()
