@@ -67,29 +67,19 @@ def _bin(name: str) -> str:
 
 def _start_stack(stack: Stack, cleanup: ExitStack) -> dict[str, str]:
     """Start what is not running yet (and stop only that at the end); return the services' env."""
-
-    def ensure(component, label: str) -> None:
+    for component in stack.components():
         if not component.process.running():
-            console.print(f"starting {label} …")
+            console.print(f"starting {component.process.name} …")
             component.start()
             cleanup.callback(component.stop)
-
-    ensure(stack.kafka, "Kafka")
-    env = {"KAFKA_BOOTSTRAP_SERVERS": stack.kafka.bootstrap_servers}
-    if (resonate := stack.resonate) is None:
+    if stack.resonate is None:
         console.print(
             "[yellow]no resonate binary on PATH or in RESONATE_SERVER_BIN: "
             "the processor runs in local mode (not durable)[/yellow]"
         )
-    else:
-        ensure(resonate, "the Resonate server")
-        env["RESONATE_URL"] = resonate.url
-    if (jaeger := stack.jaeger) is None:
+    if stack.jaeger is None:
         console.print("[dim]tracing off: `make jaeger` builds Jaeger once (several minutes)[/dim]")
-    else:
-        ensure(jaeger, "Jaeger")
-        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = jaeger.otlp_endpoint
-    return env
+    return stack.env()
 
 
 def _stop_processor(processor: Managed) -> None:

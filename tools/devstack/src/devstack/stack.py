@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from devstack.jaeger import Jaeger
@@ -24,37 +25,43 @@ class Stack:
     def cache(self) -> Path:
         return self.root / ".cache"
 
-    @property
+    @cached_property
     def kafka(self) -> KafkaBroker:
         return KafkaBroker(self.home / "kafka", self.cache, port=9092, controller_port=9093)
 
-    @property
+    @cached_property
     def resonate(self) -> ResonateServer | None:
         binary = server_binary()
         return ResonateServer(self.home / "resonate", binary=binary) if binary else None
 
-    @property
+    @cached_property
     def jaeger(self) -> Jaeger | None:
         """Jaeger, once built (`make jaeger`): building it takes minutes, so `up` never does."""
         return Jaeger(self.home / "jaeger", self.root) if (self.cache / "bin" / "jaeger").exists() else None
 
-    def up(self) -> dict[str, str]:
-        self.kafka.start()
+    def components(self) -> list[KafkaBroker | ResonateServer | Jaeger]:
+        """What this machine can run, in start order: Kafka always, the others when present."""
+        return [component for component in (self.kafka, self.resonate, self.jaeger) if component is not None]
+
+    def env(self) -> dict[str, str]:
+        """The services' environment for these components."""
         env = {"KAFKA_BOOTSTRAP_SERVERS": self.kafka.bootstrap_servers}
         if self.resonate is not None:
-            self.resonate.start()
             env["RESONATE_URL"] = self.resonate.url
         if self.jaeger is not None:
-            self.jaeger.start()
             env["OTEL_EXPORTER_OTLP_ENDPOINT"] = self.jaeger.otlp_endpoint
+        return env
+
+    def up(self) -> dict[str, str]:
+        for component in self.components():
+            component.start()
+        env = self.env()
         self._write_env(env)
         return env
 
     def down(self) -> None:
-        for component in (self.jaeger, self.resonate):
-            if component is not None:
-                component.stop()
-        self.kafka.stop()
+        for component in reversed(self.components()):
+            component.stop()
         env_file = self.root / ".env"
         if env_file.exists() and env_file.read_text().startswith(ENV_HEADER):
             env_file.unlink()
