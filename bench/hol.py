@@ -19,6 +19,7 @@ from matplotlib.axes import Axes
 from bench.report import Section, fmt
 from bench.stack import REPO, Stack
 from tests.support.faults import percentile
+from tests.support.processes import clean_environ
 from tombstone_common.messages import Tombstone
 from tombstone_producer.produce import new_ids
 
@@ -54,7 +55,10 @@ def baseline(stack: Stack, names: dict[str, str]) -> Iterator[None]:
         names, DELETE_BATCH_INTERVAL_SECONDS=INTERVAL, PROCESSOR_NAME="baseline", BENCH_READY_FILE=ready
     )
     worker = Managed("baseline", stack.run_dir)
-    worker.start([sys.executable, "-m", "bench.baseline"], ready.exists, 60, env=env, cwd=REPO)
+    env = {**clean_environ(), **env, "PYTHONPATH": str(REPO)}
+    worker.start(
+        [sys.executable, "-m", "bench.baseline"], ready.exists, 60, env=env, cwd=stack.run_dir, inherit_env=False
+    )
     try:
         yield
     finally:

@@ -113,10 +113,8 @@ class Stack:
 
 def gauge(processor: ProcessorProcess, name: str) -> float:
     """A metric of a running processor; -1 when it does not answer (busy or gone)."""
-    try:
-        return metric(processor.metrics(), name)
-    except (AssertionError, UnicodeDecodeError):
-        return -1.0
+    value = metric(processor.metrics(), name)
+    return -1.0 if value is None else value
 
 
 def rss_kib(pid: int) -> int:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -15,17 +13,15 @@ import pytest
 
 from devstack.procs import free_port, wait_until
 from tests.support.kafka import read_until
-from tests.support.processes import http_get, metric
+from tests.support.processes import BIN, clean_environ, http_get, metric
 
-BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.e2e
 
 
 def run(command: list[str], env: dict[str, str], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "RESONATE_", "TOPIC_", "PROCESSOR_"))}
     return subprocess.run(
         [str(BIN / command[0]), *command[1:]],
-        env={**clean, **env}, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+        env={**clean_environ(), **env}, cwd=cwd, capture_output=True, text=True, timeout=timeout,
     )
 
 
@@ -80,8 +76,9 @@ def test_producer_and_processor_processes_end_to_end_with_graceful_stop(kafka, n
     }
     assert run(["setup-topics"], env, tmp_path).returncode == 0
     log = (tmp_path / "processor.log").open("w")
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "RESONATE_", "TOPIC_"))}
-    processor = subprocess.Popen([str(BIN / "record-processor")], env={**clean, **env}, cwd=tmp_path, stdout=log, stderr=log)
+    processor = subprocess.Popen(
+        [str(BIN / "record-processor")], env={**clean_environ(), **env}, cwd=tmp_path, stdout=log, stderr=log
+    )
     try:
         wait_until(lambda: http_get(f"http://127.0.0.1:{port}/readyz")[0] == 200, 60, "processor ready", lambda: processor.poll() is None)
         produced = run(["record-producer", "-n", "20", "--batches", "2", "--prefix", "e2e", "--print-ids"], env, tmp_path)

@@ -81,7 +81,15 @@ class Managed:
     def running(self) -> bool:
         return self.pid() is not None
 
-    def spawn(self, argv: Sequence[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> int:
+    def spawn(
+        self,
+        argv: Sequence[str],
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        inherit_env: bool = True,
+    ) -> int:
+        """Start ``argv`` in the background; ``env`` adds to this process's environment, or is
+        the whole environment when ``inherit_env`` is false."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("ab") as log:
             process = subprocess.Popen(
@@ -89,7 +97,7 @@ class Managed:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, **(env or {})},
+                env={**(os.environ if inherit_env else {}), **(env or {})},
                 cwd=cwd,
                 start_new_session=True,  # outlives the command that started it; own signals
             )
@@ -104,9 +112,10 @@ class Managed:
         timeout: float,
         env: dict[str, str] | None = None,
         cwd: Path | None = None,
+        inherit_env: bool = True,
     ) -> None:
         """Spawn ``argv`` and wait until ``ready()``; on failure, the error shows the log's tail."""
-        self.spawn(argv, env=env, cwd=cwd)
+        self.spawn(argv, env=env, cwd=cwd, inherit_env=inherit_env)
         try:
             wait_until(ready, timeout, self.name, self.running)
         except StackError as exc:
