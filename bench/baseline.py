@@ -21,6 +21,7 @@ from tombstone_common.messages import ProcessedRecord, SourcePosition, parse_tom
 from tombstone_common.settings import load_settings
 from tombstone_processor.settings import ProcessorSettings
 from tombstone_processor.simulation import BatchResult, DeleteError, SimulatedDeleter, Work
+from tombstone_processor.workflow import RetryBackoff
 
 
 def delete_batch(deleter: SimulatedDeleter, settings: ProcessorSettings, tombstone_id: str, batch: int, work: Work) -> BatchResult:
@@ -31,10 +32,10 @@ def delete_batch(deleter: SimulatedDeleter, settings: ProcessorSettings, tombsto
         try:
             return deleter.delete_batch(step_id, tombstone_id, batch, work, attempt)
         except DeleteError:
-            if attempt >= settings.delete_max_attempts:
+            delay = RetryBackoff.for_deletes(settings).next(attempt)
+            if delay is None:
                 raise
-            delay = settings.delete_retry_initial_seconds * 2 ** (attempt - 1)
-            time.sleep(min(delay, settings.delete_retry_max_seconds))
+            time.sleep(delay)
 
 
 def process(message: Message, settings: ProcessorSettings, deleter: SimulatedDeleter, producer: Producer) -> None:

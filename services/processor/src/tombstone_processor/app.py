@@ -80,11 +80,7 @@ def build_resonate(
     resonate.register(cleanup_tombstone)
     config = WorkflowConfig(
         batch_interval=timedelta(seconds=settings.delete_batch_interval_seconds),
-        retry=RetryBackoff(
-            initial=settings.delete_retry_initial_seconds,
-            maximum=settings.delete_retry_max_seconds,
-            attempts=settings.delete_max_attempts,
-        ),
+        retry=RetryBackoff.for_deletes(settings),
         processor=settings.processor_name,
     )
     deleter = SimulatedDeleter(settings, settings.processor_name, state)

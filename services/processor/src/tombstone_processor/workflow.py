@@ -17,6 +17,7 @@ from resonate.context import Context
 from tombstone_common.messages import ProcessedRecord, SourcePosition, dead_letter_headers, utc_now
 from tombstone_common.telemetry import headers_from, kafka_attributes
 from tombstone_processor.effects import Publisher
+from tombstone_processor.settings import SimulationSettings
 from tombstone_processor.simulation import BatchResult, SimulatedDeleter, Work
 from tombstone_processor.tracing import TraceContext, emit_span, emit_workflow_span, step_span
 
@@ -55,6 +56,15 @@ class RetryBackoff:
     initial: float
     maximum: float
     attempts: int
+
+    @classmethod
+    def for_deletes(cls, settings: SimulationSettings) -> RetryBackoff:
+        """The policy of ``delete_batch`` (DELETE_RETRY_* and DELETE_MAX_ATTEMPTS)."""
+        return cls(
+            initial=settings.delete_retry_initial_seconds,
+            maximum=settings.delete_retry_max_seconds,
+            attempts=settings.delete_max_attempts,
+        )
 
     def next(self, attempt: int) -> float | None:
         if attempt >= self.attempts:
