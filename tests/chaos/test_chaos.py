@@ -135,7 +135,6 @@ def test_nothing_is_lost_or_redone_under_kills_and_restarts(private_stack, tmp_p
 
     assert verdict.lost == []
     assert verdict.unexplained_redos == [], "a finished batch ran again, or a step ran more than twice"
-    assert all(count == 2 for *_, count in verdict.redone_batches)
     # A duplicate completion record needs a processor to die between publishing and recording
     # the publish: at most one per workflow in flight at a kill, never two for one id.
     assert all(
