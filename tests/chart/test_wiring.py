@@ -6,11 +6,13 @@ import copy
 from urllib.parse import urlparse
 
 import pytest
+import yaml
 from pydantic import BaseModel
 
 from tests.chart.manifests import (
     NAMESPACE,
     VALUES,
+    RenderError,
     Workload,
     env_of,
     env_values,
@@ -210,8 +212,6 @@ def test_sasl_password_from_values_becomes_a_secret() -> None:
     (["redpanda.enabled=false"], "kafka.bootstrapServers is required"),
 ])
 def test_inconsistent_values_fail_to_render(sets, message) -> None:
-    from tests.chart.manifests import RenderError
-
     with pytest.raises(RenderError, match=message):
         render("default", sets=sets)
 
@@ -296,11 +296,8 @@ def test_tracing_is_off_without_an_endpoint() -> None:
 
 
 def test_console_reads_the_same_broker() -> None:
-    import yaml
-
     docs = render("kind")
-    config_maps = [d for d in find(docs, "ConfigMap", "console")]
-    config = yaml.safe_load(config_maps[0]["data"]["console.yaml"])
+    config = yaml.safe_load(one(docs, "ConfigMap", "console")["data"]["console.yaml"])
     processor_env = env_of(main_container(workload(docs, "processor")))
     assert config["kafka"]["brokers"] == [processor_env["KAFKA_BOOTSTRAP_SERVERS"]["value"]]
 
@@ -310,6 +307,15 @@ def test_console_reads_the_same_broker() -> None:
 def probe_target(container: dict, probe: str) -> tuple[str, str | int]:
     action = container[probe]["httpGet"]
     return action["path"], action["port"]
+
+
+def test_the_console_restarts_when_its_rendered_config_changes() -> None:
+    def checksum(*sets: str) -> str:
+        deployment = one(render("kind", sets=sets), "Deployment", "console")
+        return deployment["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+
+    assert checksum() != checksum("redpanda.kafkaPort=9093"), "broker address is in the console config"
+
 
 
 def test_processor_probes_hit_its_health_endpoints_on_the_http_port(docs) -> None:
