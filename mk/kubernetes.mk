@@ -1,4 +1,4 @@
-# Kubernetes verbs, included from the Makefile. Needs Docker; helm, kind and kubeconform are
+# Kubernetes verbs, included from the Makefile. Needs Docker; helm and kind are
 # built from their Go modules into .cache/bin when they are not on PATH (scripts/k8s-tools.sh).
 #   make images              build the three service images (tombstone-*:dev)
 #   make kind-up             kind cluster + images loaded into it (idempotent)
@@ -28,7 +28,7 @@ CHART_VALUES  := $(CHART)/values.yaml $(CHART)/values-kind.yaml $(CHART)/values-
 docker: ## Make sure a Docker daemon runs (installs/starts Debian's docker.io when root)
 	@scripts/docker-daemon.sh
 
-k8s-tools: ## Install helm, kind and kubeconform into .cache/bin when missing
+k8s-tools: ## Install helm and kind into .cache/bin when missing
 	@$(K8S_TOOLS)
 
 images: docker ## Build the service images (legacy builder) and print their sizes

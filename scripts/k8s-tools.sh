@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Make helm, kind and kubeconform available, building them from their Go modules into a
+# Make helm and kind available, building them from their Go modules into a
 # repo-local bin directory when they are not already on PATH. Idempotent.
 #
 #   scripts/k8s-tools.sh            # install what is missing, print one "name=path" line each
 #   scripts/k8s-tools.sh --path helm   # print only the path of one tool (installing it if needed)
 #
-# Versions are pinned here; override with HELM_VERSION / KIND_VERSION / KUBECONFORM_VERSION.
+# Versions are pinned here; override with HELM_VERSION / KIND_VERSION.
 # Go modules come from the Go module proxy (GOPROXY), so no GitHub access is needed.
 set -euo pipefail
 
@@ -13,7 +13,6 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN=${K8S_TOOLS_BIN:-$ROOT/.cache/bin}
 HELM_VERSION=${HELM_VERSION:-v3.22.0}
 KIND_VERSION=${KIND_VERSION:-v0.30.0}
-KUBECONFORM_VERSION=${KUBECONFORM_VERSION:-v0.7.0}
 # The Kubernetes minor version helm assumes without a cluster (`helm template`, `helm lint`):
 # helm's own release build sets it from its client-go version (v0.37 for helm v3.22).
 HELM_K8S_MINOR=${HELM_K8S_MINOR:-37}
@@ -23,12 +22,11 @@ HELM_LDFLAGS="-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
 for pkg in pkg/lint/rules pkg/chartutil; do
   HELM_LDFLAGS+=" -X helm.sh/helm/v3/$pkg.k8sVersionMajor=1 -X helm.sh/helm/v3/$pkg.k8sVersionMinor=$HELM_K8S_MINOR"
 done
-declare -A LDFLAGS=([helm]="$HELM_LDFLAGS" [kind]="" [kubeconform]="")
+declare -A LDFLAGS=([helm]="$HELM_LDFLAGS" [kind]="")
 
 declare -A MODULE=(
   [helm]="helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
   [kind]="sigs.k8s.io/kind@$KIND_VERSION"
-  [kubeconform]="github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION"
 )
 
 log() { echo "k8s-tools: $*" >&2; }
@@ -60,7 +58,7 @@ if [[ "${1:-}" == "--path" ]]; then
 fi
 
 status=0
-for name in "${@:-helm kind kubeconform}"; do
+for name in "${@:-helm kind}"; do
   for n in $name; do
     if install_tool "$n"; then echo "$n=$(tool_path "$n")"; else status=1; fi
   done

@@ -7,7 +7,7 @@ from collections import Counter
 import kubernetes_validate
 import pytest
 
-from tests.chart.manifests import CHART, VALUES, RenderError, find, helm, render
+from tests.chart.manifests import CHART, VALUES, RenderError, find, helm, one, render
 
 # The chart's kubeVersion floor and the newest schemas kubernetes-validate ships.
 SCHEMA_VERSIONS = ["1.27.0", kubernetes_validate.latest_version()]
@@ -67,5 +67,5 @@ def test_schema_rejects_out_of_range_values() -> None:
 def test_persistence_off_uses_no_claims() -> None:
     docs = render("default", sets=["resonate.persistence.enabled=false"])
     assert not find(docs, "PersistentVolumeClaim")
-    statefulset = find(docs, "StatefulSet")[0]
+    statefulset = one(docs, "StatefulSet")
     assert "volumeClaimTemplates" not in statefulset["spec"]

@@ -73,7 +73,9 @@ app.kubernetes.io/version: {{ . | quote }}
 {{/* Pod spec fields every pod of the chart shares. */}}
 {{- define "tombstone-pipeline.podCommon" -}}
 enableServiceLinks: false
-{{- with .Values.imagePullSecrets }}
+securityContext:
+  {{- include "tombstone-pipeline.podSecurityContext" . | nindent 2 }}
+{{- with .ctx.Values.imagePullSecrets }}
 imagePullSecrets:
   {{- toYaml . | nindent 2 }}
 {{- end }}
@@ -205,8 +207,5 @@ imagePullSecrets:
 {{- end -}}
 {{- if and .Values.resonate.auth.enabled (not .Values.resonate.auth.existingSecret) -}}
 {{- fail "resonate.auth.enabled needs resonate.auth.existingSecret (keys: public key for the server, token for the processor)" -}}
-{{- end -}}
-{{- if and .Values.console.enabled (not .Values.redpanda.enabled) (not .Values.kafka.bootstrapServers) -}}
-{{- fail "console.enabled needs a broker" -}}
 {{- end -}}
 {{- end -}}
