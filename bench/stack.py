@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from devstack.kafka import KafkaBroker
-from devstack.procs import free_port
 from devstack.resonate import ResonateServer, server_binary
 from tests.support.kafka import read_until
 from tests.support.pipeline import create_topics, send_tombstones
@@ -128,12 +127,10 @@ def rss_kib(pid: int) -> int:
 @contextmanager
 def running_stack(run_dir: Path) -> Iterator[Stack]:
     """Start the broker and, when its binary exists, the Resonate server; stop both at the end."""
-    broker = KafkaBroker(run_dir / "kafka", CACHE, port=free_port(), controller_port=free_port())
+    broker = KafkaBroker.on_free_ports(run_dir / "kafka", CACHE)
     server = None
     if server_binary() is not None:
-        server = ResonateServer(
-            run_dir / "resonate", port=free_port(), metrics_port=free_port(), timer_poll_ms=TIMER_POLL_MS
-        )
+        server = ResonateServer.on_free_ports(run_dir / "resonate", timer_poll_ms=TIMER_POLL_MS)
     broker.start()
     try:
         if server is not None:

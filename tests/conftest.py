@@ -34,9 +34,7 @@ def kafka(tmp_path_factory) -> Broker:
     if given:
         yield Broker(given, None)
         return
-    broker = KafkaBroker(
-        tmp_path_factory.mktemp("kafka"), CACHE, port=free_port(), controller_port=free_port()
-    )
+    broker = KafkaBroker.on_free_ports(tmp_path_factory.mktemp("kafka"), CACHE)
     broker.start()
     try:
         yield Broker(broker.bootstrap_servers, broker)
@@ -75,9 +73,7 @@ def resonate_server(tmp_path_factory) -> ResonateServer:
     """A real Resonate server with a temporary SQLite store; skips the test when there is none."""
     if server_binary() is None:
         pytest.skip(NO_SERVER)
-    server = ResonateServer(
-        tmp_path_factory.mktemp("resonate"), port=free_port(), metrics_port=free_port(), timer_poll_ms=100
-    )
+    server = ResonateServer.on_free_ports(tmp_path_factory.mktemp("resonate"))
     server.start()
     try:
         yield server
@@ -120,8 +116,8 @@ def private_stack(tmp_path):
     """A broker and a Resonate server of this test's own, which it may stop and restart."""
     if server_binary() is None:
         pytest.skip(NO_SERVER)
-    broker = KafkaBroker(tmp_path / "kafka", CACHE, port=free_port(), controller_port=free_port())
-    server = ResonateServer(tmp_path / "resonate", port=free_port(), metrics_port=free_port(), timer_poll_ms=100)
+    broker = KafkaBroker.on_free_ports(tmp_path / "kafka", CACHE)
+    server = ResonateServer.on_free_ports(tmp_path / "resonate")
     broker.start()
     server.start()
     try:

@@ -15,7 +15,7 @@ import uuid
 from importlib import resources
 from pathlib import Path
 
-from devstack.procs import Managed, StackError, port_open
+from devstack.procs import Managed, StackError, free_port, port_open
 
 MAVEN_VERSION = "3.9.16"
 MAVEN_URL = (
@@ -94,6 +94,11 @@ class KafkaBroker:
         self.port = port
         self.controller_port = controller_port
         self.process = Managed("kafka", home)
+
+    @classmethod
+    def on_free_ports(cls, home: Path, cache: Path) -> KafkaBroker:
+        """A broker of its own (tests, benchmarks): free loopback ports, next to any other."""
+        return cls(home, cache, port=free_port(), controller_port=free_port())
 
     @property
     def bootstrap_servers(self) -> str:

@@ -10,7 +10,7 @@ import os
 import shutil
 from pathlib import Path
 
-from devstack.procs import Managed, StackError, http_get
+from devstack.procs import Managed, StackError, free_port, http_get
 
 
 def server_binary() -> str | None:
@@ -56,6 +56,11 @@ class ResonateServer:
         self.timer_poll_ms = timer_poll_ms
         self.binary = binary or server_binary()
         self.process = Managed("resonate", self.home)
+
+    @classmethod
+    def on_free_ports(cls, home: Path, timer_poll_ms: int = 100) -> ResonateServer:
+        """A server of its own (tests, benchmarks): free loopback ports, timers checked often."""
+        return cls(home, port=free_port(), metrics_port=free_port(), timer_poll_ms=timer_poll_ms)
 
     @property
     def url(self) -> str:
