@@ -22,7 +22,7 @@ from matplotlib.axes import Axes
 from bench.report import Section, fmt
 from bench.stack import TIMER_POLL_MS, Stack, gauge
 from tests.support.pipeline import read_ledger
-from tests.support.faults import percentile
+from tests.support.faults import Kill, percentile, resume_delays
 from tombstone_common.messages import Tombstone
 from tombstone_producer.produce import new_ids
 
@@ -59,29 +59,17 @@ def recover(stack: Stack, count: int, interval: float) -> Recovery:
         stack.produce(names, [Tombstone(id=tid, batches=BATCHES) for tid in ids])
         wait_until(lambda: gauge(victim, "tombstones_in_flight") == count, 60, f"{count} workflows in flight")
         wait_until(lambda: {e["id"] for e in read_ledger(ledger)} >= set(ids), 60, "every workflow ran a batch")
-        with stack.processors(env, 1, f"rec{count}-b") as [survivor]:
-            victim_pid, survivor_pid = victim.pid, survivor.pid
+        with stack.processors(env, 1, f"rec{count}-b"):  # the survivor
+            victim_pid = victim.pid
             victim.kill()
-            killed_at = time.time()
-
-            def last_before_kill() -> dict[str, int]:
-                last: dict[str, int] = {}
-                for entry in sorted(read_ledger(ledger), key=lambda e: e["at"]):
-                    if entry["at"] <= killed_at:
-                        last[entry["id"]] = entry["pid"]
-                return last
-
-            def resumed() -> dict[str, float]:
-                first: dict[str, float] = {}
-                for entry in read_ledger(ledger):
-                    if entry["pid"] == survivor_pid and entry["at"] > killed_at:
-                        first[entry["id"]] = min(first.get(entry["id"], entry["at"]), entry["at"])
-                return first
-
-            owned = {tid for tid, pid in last_before_kill().items() if pid == victim_pid}
-            wait_until(lambda: owned <= resumed().keys(), RESUME_TIMEOUT, f"{len(owned)} workflows resumed")
-            delays = [at - killed_at for tid, at in resumed().items() if tid in owned]
-    return Recovery(count, interval, len(owned), delays)
+            kill = Kill(time.time(), victim_pid, "SIGKILL")
+            owned = len(resume_delays(read_ledger(ledger), kill))
+            wait_until(
+                lambda: None not in resume_delays(read_ledger(ledger), kill).values(),
+                RESUME_TIMEOUT, f"{owned} workflows resumed",
+            )
+            delays = list(resume_delays(read_ledger(ledger), kill).values())
+    return Recovery(count, interval, owned, delays)
 
 
 def heartbeats(stack: Stack) -> tuple[int, int]:

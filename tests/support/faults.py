@@ -52,6 +52,27 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
+def resume_delays(
+    ledger: list[dict], kill: Kill, completed_at: dict[str, float] | None = None
+) -> dict[str, float | None]:
+    """The workflows the killed process held (their last step before the kill ran there, and they
+    had not completed by then), each with the time from the kill to its next step in another
+    process; None while it has not resumed."""
+    by_id: dict[str, list[dict]] = defaultdict(list)
+    for entry in sorted(ledger, key=lambda e: e["at"]):
+        by_id[entry["id"]].append(entry)
+    delays: dict[str, float | None] = {}
+    for tombstone_id, entries in by_id.items():
+        before = [e for e in entries if e["at"] <= kill.at]
+        if not before or before[-1]["pid"] != kill.pid:
+            continue
+        if completed_at is not None and completed_at.get(tombstone_id, float("inf")) <= kill.at:
+            continue
+        after = [e for e in entries if e["at"] > kill.at and e["pid"] != kill.pid]
+        delays[tombstone_id] = after[0]["at"] - kill.at if after else None
+    return delays
+
+
 def judge(ids: list[str], processed: list[tuple[str, bytes]], ledger: list[dict], kills: list[Kill]) -> Verdict:
     records = [ProcessedRecord.model_validate_json(value) for _, value in processed]
     seen = Counter(record.id for record in records)
@@ -73,22 +94,11 @@ def judge(ids: list[str], processed: list[tuple[str, bytes]], ledger: list[dict]
             if len(again) > 1 or death is None or death < first["at"] or again[0]["at"] < death:
                 unexplained.append(key)
 
-    # Recovery: for each kill, the workflows the victim had touched and not finished, and the
-    # time until their next step ran in another process.
-    by_id: dict[str, list[dict]] = defaultdict(list)
-    for entry in sorted(ledger, key=lambda e: e["at"]):
-        by_id[entry["id"]].append(entry)
-    recoveries: dict[int, list[float]] = {}
-    for index, kill in enumerate(kills):
-        delays = []
-        for tombstone_id, entries in by_id.items():
-            before = [e for e in entries if e["at"] <= kill.at]
-            if not before or before[-1]["pid"] != kill.pid or completed_at.get(tombstone_id, float("inf")) <= kill.at:
-                continue
-            after = [e for e in entries if e["at"] > kill.at and e["pid"] != kill.pid]
-            if after:
-                delays.append(after[0]["at"] - kill.at)
-        recoveries[index] = delays
+    # Recovery: for each kill, how long the victim's unfinished workflows took to resume elsewhere.
+    recoveries = {
+        index: [d for d in resume_delays(ledger, kill, completed_at).values() if d is not None]
+        for index, kill in enumerate(kills)
+    }
 
     return Verdict(
         produced=len(ids),
