@@ -11,7 +11,7 @@ import pytest
 
 from devstack.jaeger import Jaeger
 from devstack.kafka import KafkaBroker
-from devstack.procs import free_port
+from devstack.procs import Managed, free_port
 from devstack.resonate import ResonateServer, server_binary
 
 from tombstone_common.telemetry import configure_tracing
@@ -40,6 +40,15 @@ def kafka(tmp_path_factory) -> Broker:
         yield Broker(broker.bootstrap_servers, broker)
     finally:
         broker.stop()
+
+
+@pytest.fixture(autouse=True)
+def no_process_outlives_its_test(tmp_path):
+    """Whatever a test started in its tmp_path (a pid file of devstack's Managed) is killed when
+    the test ends, also when it failed half-way through."""
+    yield
+    for pid_file in tmp_path.rglob("*.pid"):
+        Managed(pid_file.stem, pid_file.parent).kill()
 
 
 @pytest.fixture
