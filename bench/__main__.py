@@ -72,7 +72,7 @@ def main() -> int:
     print("\n" + text)
     print(f"bench: wrote {args.out / f'{day}.md'}, {png} and latest.md in {seconds:.0f}s", flush=True)
 
-    broken = any(s.settings.startswith("**failed**") for s in sections)
+    broken = any(s.failed for s in sections)
     if broken or args.keep:
         print(f"bench: run folder kept: {run_dir}")
     else:

@@ -27,6 +27,7 @@ class Section:
     rows: list[list[str]]
     verdict: str = ""
     plot: Callable[[Axes], None] | None = field(default=None, repr=False)
+    failed: bool = False
 
 
 def fmt(seconds: float) -> str:
@@ -34,7 +35,7 @@ def fmt(seconds: float) -> str:
 
 
 def failed(title: str, error: BaseException) -> Section:
-    return Section(title, f"**failed**: {type(error).__name__}: {str(error)[:600]}", [], [])
+    return Section(title, f"**failed**: {type(error).__name__}: {str(error)[:600]}", [], [], failed=True)
 
 
 def _first(path: str, prefix: str) -> str:
