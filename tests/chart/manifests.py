@@ -107,14 +107,15 @@ def one(docs: list[Manifest], kind: str, component_name: str | None = None) -> M
     return found[0]
 
 
-def pod_spec(manifest: Manifest) -> dict[str, Any] | None:
+def pod_template(manifest: Manifest) -> dict[str, Any] | None:
+    """The pod (metadata and spec) a workload runs: the manifest itself for a Pod."""
     kind = manifest["kind"]
     if kind == "Pod":
-        return manifest["spec"]
+        return manifest
     if kind in {"Deployment", "StatefulSet", "DaemonSet", "Job", "ReplicaSet"}:
-        return manifest["spec"]["template"]["spec"]
+        return manifest["spec"]["template"]
     if kind == "CronJob":
-        return manifest["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+        return manifest["spec"]["jobTemplate"]["spec"]["template"]
     return None
 
 
@@ -137,12 +138,7 @@ class Workload:
 
     @property
     def pod_labels(self) -> dict[str, str]:
-        m = self.manifest
-        if m["kind"] == "Pod":
-            return m["metadata"].get("labels", {})
-        if m["kind"] == "CronJob":
-            return m["spec"]["jobTemplate"]["spec"]["template"]["metadata"].get("labels", {})
-        return m["spec"]["template"]["metadata"].get("labels", {})
+        return pod_template(self.manifest)["metadata"].get("labels", {})
 
     def containers(self) -> list[dict[str, Any]]:
         return [*self.spec.get("initContainers", []), *self.spec["containers"]]
@@ -153,8 +149,8 @@ class Workload:
 
 def workloads(docs: list[Manifest]) -> Iterator[Workload]:
     for doc in docs:
-        if (spec := pod_spec(doc)) is not None:
-            yield Workload(doc, spec)
+        if (template := pod_template(doc)) is not None:
+            yield Workload(doc, template["spec"])
 
 
 def workload(docs: list[Manifest], component_name: str) -> Workload:
