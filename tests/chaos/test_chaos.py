@@ -11,14 +11,13 @@ import os
 import random
 import threading
 import time
-import uuid
 
 import pytest
 
 from tests.support.faults import Kill, judge, percentile
 from tests.support.kafka import read_all, read_until
 from tests.support.pipeline import create_topics, read_ledger, send_tombstones
-from tests.support.processes import ProcessorProcess
+from tests.support.processes import ProcessorProcess, durable_env
 from tombstone_common.messages import Tombstone
 from tombstone_producer.produce import new_ids
 
@@ -31,41 +30,28 @@ BATCH_INTERVAL = 1.0
 RETRY_MAX = 1.0
 
 
-def test_nothing_is_lost_or_redone_under_kills_and_restarts(private_stack, tmp_path, capsys):
+def test_nothing_is_lost_or_redone_under_kills_and_restarts(private_stack, names, uid, tmp_path, capsys):
     broker, server = private_stack
     seed = int(os.environ.get("CHAOS_SEED", random.randrange(1_000_000)))
     rng = random.Random(seed)
-    run = uuid.uuid4().hex[:6]
-    names = {
-        "TOPIC_TOMBSTONES": f"tombstones-{run}",
-        "TOPIC_PROCESSED": f"processed-{run}",
-        "TOPIC_DLQ": f"tombstones-{run}.dlq",
-        "KAFKA_CONSUMER_GROUP": f"processor-{run}",
-        "RESONATE_GROUP": f"processors-{run}",
-    }
     create_topics(broker.bootstrap_servers, names, partitions=6)
     ledger_path = tmp_path / "ledger.jsonl"
-    env = {
-        **names,
-        "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
-        "RESONATE_URL": server.url,
-        "RESONATE_TTL_SECONDS": str(LEASE_SECONDS),
-        "KAFKA_SESSION_TIMEOUT_MS": "6000",
-        "PROCESSOR_MAX_IN_FLIGHT": "60",
-        "PROCESSOR_SHUTDOWN_GRACE_SECONDS": "5",
-        "DELETE_BATCH_INTERVAL_SECONDS": str(BATCH_INTERVAL),
-        "DELETE_ERROR_RATE": "0.1",
-        "DELETE_MAX_ATTEMPTS": "50",
-        "DELETE_RETRY_INITIAL_SECONDS": "0.1",
-        "DELETE_RETRY_MAX_SECONDS": str(RETRY_MAX),
-        "SIMULATION_SEED": str(seed),
-        "DELETE_LEDGER_PATH": str(ledger_path),
-    }
+    env = durable_env(
+        broker, server, names, tmp_path,
+        RESONATE_TTL_SECONDS=str(LEASE_SECONDS),
+        PROCESSOR_MAX_IN_FLIGHT="60",
+        DELETE_BATCH_INTERVAL_SECONDS=str(BATCH_INTERVAL),
+        DELETE_ERROR_RATE="0.1",
+        DELETE_MAX_ATTEMPTS="50",
+        DELETE_RETRY_INITIAL_SECONDS="0.1",
+        DELETE_RETRY_MAX_SECONDS=str(RETRY_MAX),
+        SIMULATION_SEED=str(seed),
+    )
     processors = [ProcessorProcess(f"p{n}", env, tmp_path) for n in range(1, PROCESSORS + 1)]
     for processor in processors:
         processor.start()
 
-    ids = new_ids(TOMBSTONES, f"chaos{run}")
+    ids = new_ids(TOMBSTONES, f"chaos{uid}")
     work = [Tombstone(id=tid, batches=rng.randint(1, 8)) for tid in ids]
     production = threading.Thread(
         target=send_tombstones, args=(broker.bootstrap_servers, names, work, 12.0), daemon=True

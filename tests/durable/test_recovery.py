@@ -21,25 +21,11 @@ from tests.support.pipeline import (
     send_tombstones,
     successful_batches,
 )
-from tests.support.processes import ProcessorProcess, http_get, metric
+from tests.support.processes import ProcessorProcess, durable_env, http_get, metric
 from tombstone_common.messages import Tombstone
 from tombstone_producer.produce import new_ids
 
 pytestmark = pytest.mark.durable
-
-
-def durable_env(broker, server, names, tmp_path, **extra) -> dict[str, str]:
-    return {
-        **names,
-        "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
-        "RESONATE_URL": server.url,
-        "RESONATE_TTL_SECONDS": "4",
-        "KAFKA_SESSION_TIMEOUT_MS": "6000",
-        "DELETE_ERROR_RATE": "0",
-        "DELETE_LEDGER_PATH": str(tmp_path / "ledger.jsonl"),
-        "PROCESSOR_SHUTDOWN_GRACE_SECONDS": "5",
-        **extra,
-    }
 
 
 def ledger(tmp_path) -> list[dict]:
