@@ -6,6 +6,11 @@
 #   make kind-down           delete the kind cluster
 #   make chart-lint          helm lint --strict for every values file
 #   make chart-test          chart unit + schema tests (pytest tests/chart)
+# Without kind (no Docker Hub, no node image): a real single-node cluster built from the package
+# registries, as root on Debian (scripts/cluster.sh, docs/kubernetes.md):
+#   make cluster-up          build (cached in .cache/) and start it, import the images
+#   make cluster-e2e         cluster-up, then the user's workflow on it (tests/cluster), then down
+#   make cluster-down        stop it and delete its state
 
 CHART         := charts/tombstone-pipeline
 KIND_CLUSTER  ?= tombstone
@@ -23,7 +28,7 @@ HELM           = $(shell $(K8S_TOOLS) --path helm)
 KIND           = $(shell $(K8S_TOOLS) --path kind)
 CHART_VALUES  := $(CHART)/values.yaml $(CHART)/values-kind.yaml $(CHART)/values-full.yaml
 
-.PHONY: docker images kind-up deploy kind-down chart-lint chart-test k8s-tools
+.PHONY: docker images kind-up deploy kind-down chart-lint chart-test k8s-tools cluster-up cluster-down cluster-status cluster-e2e
 
 docker: ## Make sure a Docker daemon runs (installs/starts Debian's docker.io when root)
 	@scripts/docker-daemon.sh
@@ -64,3 +69,21 @@ chart-lint: ## helm lint --strict with the default, kind and full values
 
 chart-test: setup ## Chart unit tests and offline Kubernetes schema validation
 	@HELM="$(HELM)" $(VENV)/pytest tests/chart -q
+
+CLUSTER := scripts/cluster.sh
+
+cluster-up: setup images ## Single-node Kubernetes from the registries (no kind; root), images imported
+	@$(CLUSTER) up
+	@BASE_IMAGE="$(BASE_IMAGE)" $(CLUSTER) images
+	@echo "next: eval \"\$$($(CLUSTER) env)\"; kubectl get pods -A"
+
+cluster-down: ## Stop the single-node cluster and delete its state (builds stay cached)
+	@$(CLUSTER) down
+
+cluster-status: ## What runs of the single-node cluster
+	@$(CLUSTER) status
+
+cluster-e2e: ## cluster-up, the user's workflow on it (tests/cluster), cluster-down
+	@HELM="$(HELM)" $(MAKE) --no-print-directory cluster-up
+	@status=0; HELM="$(HELM)" $(VENV)/pytest tests/cluster -m cluster -p no:cacheprovider -s --timeout 1800 || status=$$?; \
+	  $(CLUSTER) down; exit $$status

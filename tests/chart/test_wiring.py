@@ -216,6 +216,17 @@ def test_inconsistent_values_fail_to_render(sets, message) -> None:
         render("default", sets=sets)
 
 
+def test_local_mode_is_an_explicit_choice_that_leaves_resonate_url_unset(monkeypatch) -> None:
+    docs = render("default", sets=["resonate.enabled=false", "resonate.localMode=true"])
+    assert not [d for d in docs if d["metadata"]["name"].endswith("-resonate")]
+    processor = main_container(workload(docs, "processor"))
+    assert "RESONATE_URL" not in env_of(processor)
+    for name, value in env_values(processor).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("RESONATE_URL", raising=False)
+    assert not SETTINGS["record-processor"](_env_file=None).durable
+
+
 def test_resonate_token_comes_from_the_auth_secret() -> None:
     docs = render("full")
     env = env_of(main_container(workload(docs, "processor")))

@@ -106,8 +106,8 @@ imagePullSecrets:
 {{- printf "http://%s.%s.svc:%d" (include "tombstone-pipeline.resonateName" .) .Release.Namespace (int .Values.resonate.port) -}}
 {{- else if .Values.resonate.url -}}
 {{- .Values.resonate.url -}}
-{{- else -}}
-{{- fail "resonate.url is required when resonate.enabled=false (the processor must not run in local mode in a cluster)" -}}
+{{- else if not .Values.resonate.localMode -}}
+{{- fail "resonate.url is required when resonate.enabled=false (or resonate.localMode=true for a development cluster without a server)" -}}
 {{- end -}}
 {{- end -}}
 

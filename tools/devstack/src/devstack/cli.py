@@ -61,6 +61,14 @@ def jaeger() -> None:
     typer.echo(f"jaeger: {binary}")
 
 
+@app.command("kafka-jars")
+def kafka_jars() -> None:
+    """Resolve the Kafka broker's jars from Maven Central into .cache (once); print their folder."""
+    from devstack.kafka import ensure_jars
+
+    typer.echo(_guard(lambda: ensure_jars(_stack().cache)))
+
+
 @app.command()
 def demo(
     count: Annotated[int, typer.Option("-n", min=1, help="Tombstones to produce.")] = 25,

@@ -1,0 +1,11 @@
+# Apache Kafka (KRaft, one node) standing in for Redpanda on the single-node cluster: the jars
+# the local stack uses (Maven Central), a Debian JRE, and kafka-start.sh.
+ARG BASE_IMAGE=python:3.13-slim-trixie
+FROM ${BASE_IMAGE}
+RUN apt-get update -q \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends openjdk-21-jre-headless \
+ && rm -rf /var/lib/apt/lists/*
+COPY libs /opt/kafka/libs
+COPY kafka-start.sh /opt/kafka/kafka-start.sh
+USER 10001:10001
+ENTRYPOINT ["/opt/kafka/kafka-start.sh"]

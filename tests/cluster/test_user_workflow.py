@@ -1,0 +1,261 @@
+"""What a user does with the chart, on a real cluster, step by step (each step a test, in order):
+install, produce from the CronJob, scale, kill a processor, restart them all, read the traces,
+check the pods' security, uninstall. The steps share one release (conftest.release)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+import pytest
+
+from tests.cluster.kube import CLUSTER_CONFIG, Kube, metric_value, pod_ready, wait_for
+from tests.support.faults import Kill, judge, resume_delays
+
+pytestmark = pytest.mark.cluster
+
+TOMBSTONES = 300
+BATCHES = 4
+PROCESSOR = "app.kubernetes.io/component=processor"
+PROCESSOR_PORT = 8080
+JAEGER_UI_PORT = 16686
+
+# Reads the whole `processed` topic inside the cluster (a processor pod has the client and the
+# settings), one JSON line per record: key, value and its traceparent.
+READ_PROCESSED = """
+import json, time
+from confluent_kafka import Consumer, TopicPartition
+from tombstone_common.kafka import consumer_config
+from tombstone_common.settings import PipelineSettings, load_settings
+settings = load_settings(PipelineSettings)
+topic = settings.topic_processed
+consumer = Consumer(consumer_config(settings, "cluster-test-reader"))
+partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
+ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1] for p in partitions}
+consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+left = {p for p, end in ends.items() if end > 0}
+deadline = time.monotonic() + 60
+while left and time.monotonic() < deadline:
+    m = consumer.poll(1)
+    if m is None or m.error():
+        continue
+    headers = dict(m.headers() or [])
+    print(json.dumps({"key": m.key().decode(), "value": json.loads(m.value()),
+                      "traceparent": headers.get("traceparent", b"").decode()}))
+    if m.offset() + 1 >= ends[m.partition()]:
+        left.discard(m.partition())
+"""
+
+
+@dataclass
+class Scenario:
+    ids: list[str] = field(default_factory=list)
+    kills: list[Kill] = field(default_factory=list)
+    processed: list[dict] = field(default_factory=list)
+
+
+@pytest.fixture(scope="module")
+def scenario() -> Scenario:
+    return Scenario()
+
+
+def processors(kube: Kube) -> list[dict]:
+    return [p for p in kube.items("pods", PROCESSOR) if not p["metadata"].get("deletionTimestamp")]
+
+
+def metrics_of(kube: Kube, pod: str, name: str) -> float | None:
+    return metric_value(kube.pod_metrics(pod, PROCESSOR_PORT), name)
+
+
+def component_name(kube: Kube, kind: str, component: str) -> str:
+    (item,) = kube.items(kind, f"app.kubernetes.io/component={component}")
+    return item["metadata"]["name"]
+
+
+def read_processed(kube: Kube) -> list[dict]:
+    pod = next(p["metadata"]["name"] for p in processors(kube) if pod_ready(p))
+    out = kube.kubectl("exec", pod, "-c", "processor", "--", "python", "-c", READ_PROCESSED, timeout=120)
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+def test_helm_install_brings_every_pod_up_and_helm_test_passes(release, chart):
+    kube, name, durable, mode = release
+    values = CLUSTER_CONFIG / "values.yaml"
+    scenario_values = [
+        "--set", f"producer.count={TOMBSTONES}",
+        "--set-json", f'producer.extraArgs=["--batches","{BATCHES}","--print-ids"]',
+        "--set", "processor.maxInFlight=50",
+        "--set", "processor.simulation.batchIntervalSeconds=4",
+        "--set", "processor.simulation.errorRate=0.2",
+        "--set", "processor.simulation.retryMaxSeconds=2",
+    ]
+    started = time.monotonic()
+    kube.helm("install", name, chart, "--values", str(values), *mode, *scenario_values, "--wait", "--timeout", "10m")
+    print(f"helm install --wait: {time.monotonic() - started:.0f}s")
+    pods = kube.items("pods", f"app.kubernetes.io/instance={name}")
+    running = [p for p in pods if p["status"]["phase"] != "Succeeded"]
+    assert running and all(pod_ready(p) for p in running), [(p["metadata"]["name"], p["status"]["phase"]) for p in running]
+    topic_init = kube.items("jobs", "app.kubernetes.io/component=topic-init")
+    assert topic_init and topic_init[0]["status"].get("succeeded") == 1, "the topic-init hook Job completed"
+    kube.helm("test", name, "--logs", "--timeout", "5m")
+
+
+def test_pods_run_under_the_charts_security_contexts(release):
+    """The kernel enforces what the chart asks for: non-root, read-only root, no capabilities,
+    the runtime's seccomp profile."""
+    kube, name, _, _ = release
+    for pod in kube.items("pods", f"app.kubernetes.io/instance={name}"):
+        if pod["status"]["phase"] != "Running":
+            continue
+        spec = pod["spec"]
+        assert spec["securityContext"]["runAsNonRoot"] is True
+        assert spec["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+        for container in spec["containers"]:
+            context = container["securityContext"]
+            assert context["readOnlyRootFilesystem"] is True and context["allowPrivilegeEscalation"] is False
+            assert context["capabilities"]["drop"] == ["ALL"]
+    processor = processors(kube)[0]["metadata"]["name"]
+    status = kube.kubectl("exec", processor, "-c", "processor", "--", "cat", "/proc/self/status")
+    fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+    assert fields["Uid"].split()[0] == "10001"
+    assert int(fields["CapEff"], 16) == 0, "no effective capabilities"
+    assert fields["Seccomp"].strip() == "2", "a seccomp filter is applied"
+    assert fields["NoNewPrivs"].strip() == "1"
+    write = kube.run("kubectl", "exec", processor, "-c", "processor", "--", "touch", "/written", check=False)
+    assert write.returncode != 0 and "Read-only file system" in write.stderr
+
+
+def test_scaling_to_three_processors_while_work_is_in_flight(release, scenario):
+    kube, name, _, _ = release
+    cronjob = component_name(kube, "cronjobs", "producer")
+    kube.kubectl("create", "job", f"{cronjob}-scenario", f"--from=cronjob/{cronjob}")
+    wait_for(lambda: kube.json("get", "job", f"{cronjob}-scenario")["status"].get("succeeded"), 180, "producer Job done")
+    scenario.ids = kube.kubectl("logs", f"job/{cronjob}-scenario").split()
+    scenario.ids = [i for i in scenario.ids if not i.startswith("{")]
+    assert len(scenario.ids) == TOMBSTONES, scenario.ids[:5]
+
+    (first,) = [p["metadata"]["name"] for p in processors(kube)]
+    wait_for(lambda: (metrics_of(kube, first, "tombstones_in_flight") or 0) > 0, 60, "work in flight on the first processor")
+    deployment = component_name(kube, "deployments", "processor")
+    kube.kubectl("scale", f"deployment/{deployment}", "--replicas=3")
+
+    def all_three_have_partitions():
+        pods = [p for p in processors(kube) if pod_ready(p)]
+        if len(pods) != 3:
+            return None
+        assigned = {p["metadata"]["name"]: metrics_of(kube, p["metadata"]["name"], "tombstones_partitions_assigned") for p in pods}
+        return assigned if all((n or 0) > 0 for n in assigned.values()) else None
+
+    assigned = wait_for(all_three_have_partitions, 180, "three processors, each with partitions")
+    print(f"partitions assigned after scaling: {assigned}")
+    print(kube.kubectl("get", "pods", "-o", "wide"))
+    assert sum(assigned.values()) == 6
+
+
+def test_a_killed_processor_and_a_rolling_restart_lose_nothing(release, scenario):
+    kube, name, durable, _ = release
+    assert scenario.ids, "the scaling step produced the tombstones"
+    busy = wait_for(
+        lambda: next((p["metadata"]["name"] for p in processors(kube)
+                      if pod_ready(p) and (metrics_of(kube, p["metadata"]["name"], "tombstones_in_flight") or 0) > 0), None),
+        60, "a processor with work in flight",
+    )
+    in_flight = metrics_of(kube, busy, "tombstones_in_flight")
+    scenario.kills.append(Kill(at=time.time(), pid=busy, how="SIGKILL"))
+    kube.kubectl("delete", "pod", busy, "--grace-period=0", "--force")
+    print(f"deleted {busy} (--grace-period=0 --force) with {in_flight:.0f} workflows in flight")
+
+    deployment = component_name(kube, "deployments", "processor")
+    before = {p["metadata"]["name"] for p in processors(kube)}
+    kube.kubectl("rollout", "restart", f"deployment/{deployment}")
+    kube.kubectl("rollout", "status", f"deployment/{deployment}", "--timeout=5m", timeout=330)
+    scenario.kills += [Kill(at=at, pid=pod, how="SIGTERM") for pod, at in stop_times(kube, before - {busy}).items()]
+
+    wanted = set(scenario.ids)
+    def everything_processed():
+        records = read_processed(kube)
+        return records if wanted <= {r["key"] for r in records} else None
+
+    scenario.processed = wait_for(everything_processed, 600, f"a processed record for each of {TOMBSTONES} tombstones", every=5)
+    counts = Counter(r["key"] for r in scenario.processed if r["key"] in wanted)
+    duplicates = sum(counts.values()) - len(counts)
+    print(f"processed: {len(counts)} of {TOMBSTONES} tombstones, {duplicates} duplicate records")
+    assert set(counts) == wanted
+
+
+def stop_times(kube: Kube, pods: set[str]) -> dict[str, float]:
+    """When the kubelet began stopping each pod (its Killing event), epoch seconds."""
+    from datetime import datetime
+
+    events = kube.json("get", "events", "--field-selector", "reason=Killing")["items"]
+    times: dict[str, float] = {}
+    for event in events:
+        pod = event["involvedObject"]["name"]
+        stamp = event.get("eventTime") or event.get("firstTimestamp")
+        if pod in pods and stamp:
+            times[pod] = datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    return times
+
+
+def jaeger_trace(kube: Kube, service: str, trace_id: str) -> dict | None:
+    try:
+        body = kube.service_get(service, JAEGER_UI_PORT, f"/api/traces/{trace_id}")
+    except AssertionError:
+        return None
+    data = json.loads(body).get("data") or []
+    return data[0] if data else None
+
+
+def test_one_trace_per_tombstone_and_no_finished_batch_runs_twice(release, scenario):
+    kube, name, durable, _ = release
+    assert scenario.processed, "the recovery step read the processed records"
+    jaeger = component_name(kube, "services", "jaeger")
+    first = {}
+    for record in scenario.processed:
+        first.setdefault(record["key"], record)
+    ledger: list[dict] = []  # one entry per delete attempt, as the simulated deleter's ledger has it
+    two_pods = 0
+    for tombstone_id, record in first.items():
+        trace_id = record["traceparent"].split("-")[1]
+        trace = wait_for(lambda: complete(jaeger_trace(kube, jaeger, trace_id)), 60, f"trace of {tombstone_id}", every=0.5)
+        pods = set()
+        for span in trace["spans"]:
+            if span["operationName"] != "delete_batch":
+                continue
+            tags = {t["key"]: t["value"] for t in span["tags"]}
+            process = {t["key"]: t["value"] for t in trace["processes"][span["processID"]]["tags"]}
+            pod = process["service.instance.id"].rsplit("-", 1)[0]
+            pods.add(pod)
+            ledger.append({"id": tombstone_id, "batch": tags["batch"], "ok": tags.get("otel.status_code") != "ERROR",
+                           "at": span["startTime"] / 1e6, "pid": pod})
+        two_pods += len(pods) > 1
+    verdict = judge(scenario.ids, [(r["key"], json.dumps(r["value"]).encode()) for r in scenario.processed], ledger, scenario.kills)
+    for line in verdict.lines(scenario.kills):
+        print(line)
+    delays = resume_delays(ledger, scenario.kills[0])
+    print(f"workflows of the killed pod: {len(delays)}, resumed elsewhere: {sum(d is not None for d in delays.values())}")
+    print(f"traces with spans from two pods: {two_pods}")
+    assert not verdict.lost
+    assert len(first) == TOMBSTONES
+    if durable:
+        assert verdict.unexplained_redos == [], "only a step in flight at a kill may run again"
+        assert two_pods > 0, "a resumed workflow's trace holds spans from two pods"
+
+
+def complete(trace: dict | None) -> dict | None:
+    names = {span["operationName"] for span in (trace or {}).get("spans", [])}
+    return trace if any(n.startswith("send ") and "processed" in n for n in names) else None
+
+
+def test_helm_uninstall_removes_every_workload(release):
+    kube, name, _, _ = release
+    kube.helm("uninstall", name, "--wait", "--timeout", "5m")
+    workloads = "deployments,statefulsets,jobs,cronjobs,services,configmaps,poddisruptionbudgets"
+    left = kube.json("get", workloads, "-l", f"app.kubernetes.io/instance={name}")["items"]
+    assert left == [], [f"{i['kind']}/{i['metadata']['name']}" for i in left]
+    wait_for(lambda: not kube.items("pods", f"app.kubernetes.io/instance={name}"), 120, "the release's pods gone")
+    claims = kube.items("pvc", f"app.kubernetes.io/instance={name}")
+    # docs/kubernetes.md: the Resonate server's PVC is kept on uninstall (its promises survive).
+    assert [c["metadata"]["name"] for c in claims] == [f"{name}-resonate"] or not claims
