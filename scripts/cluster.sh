@@ -14,8 +14,9 @@
 #   CoreDNS              from its Go module (tools/coredns), on the node, for cluster.local
 #   containerd, runc, CNI plugins   Debian's packages; a containerd of its own (own root,
 #       state and socket), beside any other on the machine; the pause image from tools/pause
-# The node has an address of its own on a dummy interface (CLUSTER_NODE_IP): the API server
-# must advertise a non-loopback address, and pods reach the node's DNS and API there.
+# The node has an address of its own (CLUSTER_NODE_IP, added to the host's `lo`; not a
+# 127.x address): the API server must advertise a non-loopback address, and pods reach the
+# node's DNS and API there. Nothing is reachable on it from outside the machine.
 # Builds and state live under .cache/ (builds survive `down`; state does not).
 set -euo pipefail
 
@@ -26,7 +27,6 @@ STATE=$ROOT/.cache/cluster
 RUN=/run/tombstone-cluster                 # sockets: short paths, a tmpfs
 NODE=${CLUSTER_NODE_NAME:-tombstone-node}
 NODE_IP=${CLUSTER_NODE_IP:-10.250.0.1}
-NODE_IFACE=tombstone0
 POD_CIDR=10.244.0.0/16
 NODE_POD_CIDR=10.244.0.0/24
 SERVICE_CIDR=10.96.0.0/16
@@ -60,7 +60,7 @@ go_env() { env GOFLAGS=-mod=mod GOMODCACHE="$ROOT/.cache/go/mod" GOCACHE="$ROOT/
 
 go_build() {  # module dir, output, ldflags
   local module=$1 out=$2 ldflags=$3 stamp="$2.stamp" sum
-  sum=$(cat "$module"/go.mod "$module"/go.sum "$module"/*.go 2>/dev/null | sha256sum | cut -c1-16)
+  sum=$(find "$module" -maxdepth 1 -name 'go.*' -o -maxdepth 1 -name '*.go' | sort | xargs cat | sha256sum | cut -c1-16)
   if [[ -x "$out" && "$(cat "$stamp" 2>/dev/null)" == "$sum" ]]; then return 0; fi
   log "building $(basename "$out") from $module (cold: many minutes on 2 cores)"
   mkdir -p "$BIN"
@@ -178,11 +178,13 @@ stop() {  # name
   rm -f "$(pidfile "$name")"
 }
 
-render() {  # template in k8s/cluster, output: substitutes @VARS@
-  sed -e "s#@STATE@#$STATE#g" -e "s#@RUN@#$RUN#g" -e "s#@NODE@#$NODE#g" -e "s#@NODE_IP@#$NODE_IP#g" \
+render() {  # template in k8s/cluster, output: substitutes @VARS@ (kube-proxy exits when its
+  local rendered  # config file changes under it, so an unchanged file is left alone)
+  rendered=$(sed -e "s#@STATE@#$STATE#g" -e "s#@RUN@#$RUN#g" -e "s#@NODE@#$NODE#g" -e "s#@NODE_IP@#$NODE_IP#g" \
       -e "s#@POD_CIDR@#$POD_CIDR#g" -e "s#@NODE_POD_CIDR@#$NODE_POD_CIDR#g" -e "s#@PKI@#$PKI#g" \
       -e "s#@PAUSE_IMAGE@#docker.io/library/${IMAGE_PREFIX}pause:$IMAGE_TAG#g" \
-      "$CONFIG/$1" > "$2"
+      "$CONFIG/$1")
+  [[ -f "$2" && "$(cat "$2")" == "$rendered" ]] || printf '%s\n' "$rendered" > "$2"
 }
 
 network() {
@@ -190,10 +192,8 @@ network() {
   modprobe overlay 2>/dev/null || true
   sysctl -qw net.ipv4.ip_forward=1
   [[ -e /proc/sys/net/bridge/bridge-nf-call-iptables ]] && sysctl -qw net.bridge.bridge-nf-call-iptables=1
-  if ! ip link show "$NODE_IFACE" >/dev/null 2>&1; then
-    ip link add "$NODE_IFACE" type dummy
-    ip addr add "$NODE_IP/32" dev "$NODE_IFACE"
-    ip link set "$NODE_IFACE" up
+  if [[ "$(ip -o addr show dev lo)" != *" $NODE_IP/32 "* ]]; then
+    ip addr add "$NODE_IP/32" dev lo label lo:tombstone
   fi
 }
 
@@ -267,6 +267,7 @@ up() {
   images_pause
   wait_for "node $NODE Ready" 180 node_ready
   wait_for "cluster DNS answers" 60 getent_dns kubernetes.default.svc.cluster.local
+  wait_for "kube-proxy healthy" 60 curl -fsS http://127.0.0.1:10256/healthz
   storage
   log "up: $K8S_VERSION, node $NODE ($NODE_IP); eval \"\$($0 env)\" to use kubectl"
 }
@@ -298,7 +299,7 @@ stand_in() {  # name, Dockerfile in k8s/cluster/images, context dir
 
 images_pause() {
   local image="${IMAGE_PREFIX}pause:$IMAGE_TAG"
-  if ctr --address "$SOCK" -n k8s.io images ls -q | grep -qx "docker.io/library/$image"; then return 0; fi
+  if ctr --address "$SOCK" -n k8s.io images ls -q | grep -x "docker.io/library/$image" >/dev/null; then return 0; fi
   "$ROOT/scripts/docker-daemon.sh"
   local ctx; ctx=$(mktemp -d); cp "$BIN/pause" "$ctx/"
   stand_in pause pause.Dockerfile "$ctx"
@@ -358,7 +359,7 @@ down() {
   local netns
   for netns in $(ip netns list 2>/dev/null | awk '/^cni-/ {print $1}'); do ip netns delete "$netns" 2>/dev/null || true; done
   ip link delete cni0 2>/dev/null || true
-  ip link delete "$NODE_IFACE" 2>/dev/null || true
+  ip addr del "$NODE_IP/32" dev lo 2>/dev/null || true
   rm -rf "$STATE" "$RUN"
   log "down: processes stopped, state deleted (builds in .cache/bin kept)"
 }

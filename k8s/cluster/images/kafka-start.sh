@@ -1,9 +1,9 @@
 #!/bin/sh
 # Start a single-node KRaft broker whose data lives in /data (an emptyDir: the root filesystem
 # is read-only). KAFKA_ADVERTISED_HOST is the address clients are told to use (the Service name).
-set -eu
+set -euf  # -f: the classpath wildcard is for java, not the shell
 : "${KAFKA_ADVERTISED_HOST:?set KAFKA_ADVERTISED_HOST to the broker Service's DNS name}"
-PORT=${KAFKA_PORT:-9092}
+PORT=9092
 mkdir -p /data/logs /data/tmp
 cat > /data/server.properties <<PROPS
 process.roles=broker,controller

@@ -2,7 +2,9 @@
 # the local stack uses (Maven Central), a Debian JRE, and kafka-start.sh.
 ARG BASE_IMAGE=python:3.13-slim-trixie
 FROM ${BASE_IMAGE}
-RUN apt-get update -q \
+# (The JRE's postinst links its man page: the slim base has no man folder.)
+RUN mkdir -p /usr/share/man/man1 \
+ && apt-get update -q \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends openjdk-21-jre-headless \
  && rm -rf /var/lib/apt/lists/*
 COPY libs /opt/kafka/libs
