@@ -7,7 +7,8 @@ import uuid
 
 import pytest
 
-from tests.cluster.kube import CLUSTER_CONFIG, CLUSTER_STATE, CHART, SERVER_IMAGE, Kube, node_images
+from devstack.resonate import server_binary
+from tests.cluster.kube import CHART, CLUSTER_CONFIG, CLUSTER_STATE, Kube
 
 pytestmark = pytest.mark.cluster
 
@@ -21,13 +22,14 @@ def _unavailable(reason: str):
 
 @pytest.fixture(scope="session")
 def release(tmp_path_factory):
-    """The chart installed (durable when the node holds a Resonate server image), then uninstalled
-    by the last test. Yields (Kube, release name, durable)."""
+    """The chart installed, then uninstalled by the last test. Durable when a Resonate server
+    binary exists (`scripts/cluster.sh images` then built the server image from it), else in local
+    mode. Yields (Kube, release name, durable, the helm flags for the mode)."""
     if not (CLUSTER_STATE / "admin.kubeconfig").exists():
         _unavailable("no cluster: `make cluster-up` assembles one")
     namespace = f"tombstone-{uuid.uuid4().hex[:6]}"
     kube = Kube(namespace)
-    durable = SERVER_IMAGE in node_images(kube)
+    durable = server_binary() is not None
     print(f"\ncluster tier: namespace {namespace}, processors in {'DURABLE' if durable else 'LOCAL (no Resonate server image)'} mode")
     kube.run("kubectl", "create", "namespace", namespace)
     kube.kubectl("apply", "-f", str(CLUSTER_CONFIG / "kafka.yaml"))

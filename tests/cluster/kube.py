@@ -14,7 +14,6 @@ CLUSTER_STATE = REPO / ".cache" / "cluster"
 BIN = REPO / ".cache" / "bin"
 CHART = REPO / "charts" / "tombstone-pipeline"
 CLUSTER_CONFIG = REPO / "k8s" / "cluster"
-SERVER_IMAGE = "docker.io/library/tombstone-resonate:dev"
 
 
 class CommandFailed(AssertionError):
@@ -67,11 +66,6 @@ class Kube:
 
     def service_get(self, service: str, port: int, path: str) -> str:
         return self.raw(f"/api/v1/namespaces/{self.namespace}/services/{service}:{port}/proxy{path}")
-
-
-def node_images(kube: Kube) -> set[str]:
-    nodes = kube.json("get", "nodes")["items"]
-    return {name for node in nodes for image in node["status"].get("images", []) for name in image["names"]}
 
 
 def pod_ready(pod: dict) -> bool:

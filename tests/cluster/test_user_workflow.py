@@ -6,18 +6,20 @@ from __future__ import annotations
 
 import json
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.cluster.kube import CLUSTER_CONFIG, Kube, metric_value, pod_ready, wait_for
-from tests.support.faults import Kill, judge, resume_delays
+from tests.support.faults import Kill, judge
 
 pytestmark = pytest.mark.cluster
 
-TOMBSTONES = 300
-BATCHES = 4
+SCENARIO_VALUES = Path(__file__).with_name("scenario-values.yaml")
+TOMBSTONES = yaml.safe_load(SCENARIO_VALUES.read_text())["producer"]["count"]
 PROCESSOR = "app.kubernetes.io/component=processor"
 PROCESSOR_PORT = 8080
 JAEGER_UI_PORT = 16686
@@ -82,23 +84,20 @@ def read_processed(kube: Kube) -> list[dict]:
 
 def test_helm_install_brings_every_pod_up_and_helm_test_passes(release, chart):
     kube, name, durable, mode = release
-    values = CLUSTER_CONFIG / "values.yaml"
-    scenario_values = [
-        "--set", f"producer.count={TOMBSTONES}",
-        "--set-json", f'producer.extraArgs=["--batches","{BATCHES}","--print-ids"]',
-        "--set", "processor.maxInFlight=50",
-        "--set", "processor.simulation.batchIntervalSeconds=4",
-        "--set", "processor.simulation.errorRate=0.2",
-        "--set", "processor.simulation.retryMaxSeconds=2",
-    ]
     started = time.monotonic()
-    kube.helm("install", name, chart, "--values", str(values), *mode, *scenario_values, "--wait", "--timeout", "10m")
+    kube.helm("install", name, chart, "--values", str(CLUSTER_CONFIG / "values.yaml"),
+              "--values", str(SCENARIO_VALUES), *mode, "--wait", "--timeout", "10m")
     print(f"helm install --wait: {time.monotonic() - started:.0f}s")
     pods = kube.items("pods", f"app.kubernetes.io/instance={name}")
     running = [p for p in pods if p["status"]["phase"] != "Succeeded"]
     assert running and all(pod_ready(p) for p in running), [(p["metadata"]["name"], p["status"]["phase"]) for p in running]
-    topic_init = kube.items("jobs", "app.kubernetes.io/component=topic-init")
-    assert topic_init and topic_init[0]["status"].get("succeeded") == 1, "the topic-init hook Job completed"
+    expected = {"processor", "jaeger"} | ({"resonate"} if durable else set())
+    assert {p["metadata"]["labels"]["app.kubernetes.io/component"] for p in running} == expected
+    # The topic-init hook Job ran to completion (helm waited for it; on success it deletes itself).
+    status = json.loads(kube.helm("status", name, "-o", "json"))
+    assert status["info"]["status"] == "deployed"
+    hooks = [h for h in status.get("hooks", []) if h["kind"] == "Job"]
+    assert [h["last_run"]["phase"] for h in hooks] == ["Succeeded"], hooks
     kube.helm("test", name, "--logs", "--timeout", "5m")
 
 
@@ -132,8 +131,9 @@ def test_scaling_to_three_processors_while_work_is_in_flight(release, scenario):
     cronjob = component_name(kube, "cronjobs", "producer")
     kube.kubectl("create", "job", f"{cronjob}-scenario", f"--from=cronjob/{cronjob}")
     wait_for(lambda: kube.json("get", "job", f"{cronjob}-scenario")["status"].get("succeeded"), 180, "producer Job done")
-    scenario.ids = kube.kubectl("logs", f"job/{cronjob}-scenario").split()
-    scenario.ids = [i for i in scenario.ids if not i.startswith("{")]
+    # --print-ids: one id a line, besides the producer's summary line and its JSON log lines
+    output = kube.kubectl("logs", f"job/{cronjob}-scenario").splitlines()
+    scenario.ids = [line for line in output if line and " " not in line and not line.startswith("{")]
     assert len(scenario.ids) == TOMBSTONES, scenario.ids[:5]
 
     (first,) = [p["metadata"]["name"] for p in processors(kube)]
@@ -212,8 +212,10 @@ def test_one_trace_per_tombstone_and_no_finished_batch_runs_twice(release, scena
     kube, name, durable, _ = release
     assert scenario.processed, "the recovery step read the processed records"
     jaeger = component_name(kube, "services", "jaeger")
+    wanted = set(scenario.ids)  # (the helm test's own tombstones are on the topic too)
+    ours = [r for r in scenario.processed if r["key"] in wanted]
     first = {}
-    for record in scenario.processed:
+    for record in ours:
         first.setdefault(record["key"], record)
     ledger: list[dict] = []  # one entry per delete attempt, as the simulated deleter's ledger has it
     two_pods = 0
@@ -231,11 +233,9 @@ def test_one_trace_per_tombstone_and_no_finished_batch_runs_twice(release, scena
             ledger.append({"id": tombstone_id, "batch": tags["batch"], "ok": tags.get("otel.status_code") != "ERROR",
                            "at": span["startTime"] / 1e6, "pid": pod})
         two_pods += len(pods) > 1
-    verdict = judge(scenario.ids, [(r["key"], json.dumps(r["value"]).encode()) for r in scenario.processed], ledger, scenario.kills)
+    verdict = judge(scenario.ids, [(r["key"], json.dumps(r["value"]).encode()) for r in ours], ledger, scenario.kills)
     for line in verdict.lines(scenario.kills):
         print(line)
-    delays = resume_delays(ledger, scenario.kills[0])
-    print(f"workflows of the killed pod: {len(delays)}, resumed elsewhere: {sum(d is not None for d in delays.values())}")
     print(f"traces with spans from two pods: {two_pods}")
     assert not verdict.lost
     assert len(first) == TOMBSTONES
@@ -250,12 +250,19 @@ def complete(trace: dict | None) -> dict | None:
 
 
 def test_helm_uninstall_removes_every_workload(release):
-    kube, name, _, _ = release
+    kube, name, durable, _ = release
+    resonate_claims = [c["metadata"]["name"] for c in kube.items("pvc", "app.kubernetes.io/component=resonate")]
     kube.helm("uninstall", name, "--wait", "--timeout", "5m")
-    workloads = "deployments,statefulsets,jobs,cronjobs,services,configmaps,poddisruptionbudgets"
-    left = kube.json("get", workloads, "-l", f"app.kubernetes.io/instance={name}")["items"]
-    assert left == [], [f"{i['kind']}/{i['metadata']['name']}" for i in left]
-    wait_for(lambda: not kube.items("pods", f"app.kubernetes.io/instance={name}"), 120, "the release's pods gone")
-    claims = kube.items("pvc", f"app.kubernetes.io/instance={name}")
-    # docs/kubernetes.md: the Resonate server's PVC is kept on uninstall (its promises survive).
-    assert [c["metadata"]["name"] for c in claims] == [f"{name}-resonate"] or not claims
+    kinds = "deployments,statefulsets,replicasets,jobs,cronjobs,services,configmaps,secrets,poddisruptionbudgets,serviceaccounts"
+    wait_for(lambda: all(p["metadata"]["labels"].get("app.kubernetes.io/component") == "helm-test"
+                         for p in kube.items("pods", f"app.kubernetes.io/instance={name}")), 120, "the release's pods gone")
+    left = kube.items(f"{kinds},pods", f"app.kubernetes.io/instance={name}")
+    # Documented exceptions (docs/kubernetes.md): Helm never deletes test hooks on uninstall (the
+    # last `helm test` pod and its ConfigMap stay for their logs), and the Resonate server's PVC
+    # is kept so its promises survive a reinstall.
+    leftovers = sorted(f"{i['kind']}/{i['metadata']['labels']['app.kubernetes.io/component']}" for i in left)
+    assert leftovers == ["ConfigMap/helm-test", "Pod/helm-test"], leftovers
+    claims = [c["metadata"]["name"] for c in kube.items("pvc", f"app.kubernetes.io/instance={name}")]
+    assert claims == (resonate_claims if durable else [])
+    if durable:
+        assert len(claims) == 1
