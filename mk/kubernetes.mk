@@ -21,7 +21,7 @@ K8S_SERVICES  := producer processor topic-init
 K8S_TOOLS     := scripts/k8s-tools.sh
 HELM           = $(shell $(K8S_TOOLS) --path helm)
 KIND           = $(shell $(K8S_TOOLS) --path kind)
-CHART_VALUES  := $(CHART)/values.yaml $(CHART)/values-kind.yaml $(CHART)/values-full.yaml
+CHART_VALUES  := $(wildcard $(CHART)/values*.yaml)
 
 .PHONY: docker images kind-up deploy kind-down chart-lint chart-test k8s-tools
 

@@ -19,10 +19,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "tombstone-pipeline"
-VALUES = {
-    "default": CHART / "values.yaml",
-    "kind": CHART / "values-kind.yaml",
-    "full": CHART / "values-full.yaml",
+# Every values file of the chart: "default" and the part after "values-" of the others.
+VALUES = {"default": CHART / "values.yaml"} | {
+    path.stem.removeprefix("values-"): path for path in sorted(CHART.glob("values-*.yaml"))
 }
 RELEASE = "tomb"
 NAMESPACE = "pipeline"

@@ -42,7 +42,13 @@ EXPECTED_KINDS = {
         "Deployment": 4, "PodDisruptionBudget": 1, "HorizontalPodAutoscaler": 1,
         "NetworkPolicy": 4, "PersistentVolumeClaim": 1,
     },
+    # No Redpanda: no StatefulSet, and its NetworkPolicy goes with it.
+    "external-kafka": {"StatefulSet": 0, "Deployment": 4, "NetworkPolicy": 3},
 }
+
+
+def test_every_values_file_has_expectations() -> None:
+    assert set(EXPECTED_KINDS) == set(VALUES)
 
 
 @pytest.mark.parametrize("values", list(VALUES))

@@ -47,16 +47,38 @@ app.kubernetes.io/version: {{ . | quote }}
 {{- end }}
 {{- end -}}
 
-{{/* Image of one of the pipeline's services: (dict "ctx" $ "name" "processor"). */}}
-{{- define "tombstone-pipeline.image" -}}
-{{- $images := .ctx.Values.images -}}
-{{- $repository := index $images .name -}}
-{{- $tag := default .ctx.Chart.AppVersion $images.tag -}}
-{{- if $images.registry -}}
-{{- printf "%s/%s:%s" (trimSuffix "/" $images.registry) $repository $tag -}}
+{{/* Image reference: (dict "ctx" $ "image" .Values.jaeger.image), or for one of the pipeline's
+     services (dict "ctx" $ "service" "processor"), whose unset fields come from `images`.
+     global.imageRegistry wins over every image's registry; a digest replaces the tag. */}}
+{{- define "tombstone-pipeline.imageRef" -}}
+{{- $image := include "tombstone-pipeline.imageSettings" . | fromJson -}}
+{{- $registry := coalesce .ctx.Values.global.imageRegistry $image.registry | default "" | trimSuffix "/" -}}
+{{- $name := ternary (printf "%s/%s" $registry $image.repository) $image.repository (ne $registry "") -}}
+{{- if $image.digest -}}
+{{- printf "%s@%s" $name $image.digest -}}
 {{- else -}}
-{{- printf "%s:%s" $repository $tag -}}
+{{- printf "%s:%s" $name (required "an image needs a tag or a digest" $image.tag) -}}
 {{- end -}}
+{{- end -}}
+
+{{/* An image's settings with the defaults filled in, as JSON (same argument as imageRef). */}}
+{{- define "tombstone-pipeline.imageSettings" -}}
+{{- $v := .ctx.Values -}}
+{{- $image := deepCopy (default dict .image) -}}
+{{- if .service -}}
+{{- $image = deepCopy (index $v.images .service) -}}
+{{- $_ := set $image "registry" (coalesce $image.registry $v.images.registry | default "") -}}
+{{- $_ := set $image "tag" (coalesce $image.tag $v.images.tag .ctx.Chart.AppVersion) -}}
+{{- $_ := set $image "pullPolicy" (coalesce $image.pullPolicy $v.images.pullPolicy | default "") -}}
+{{- end -}}
+{{- $_ := set $image "pullPolicy" (coalesce $image.pullPolicy $v.global.imagePullPolicy "IfNotPresent") -}}
+{{- toJson $image -}}
+{{- end -}}
+
+{{/* The image and imagePullPolicy fields of a container (same argument as imageRef). */}}
+{{- define "tombstone-pipeline.imageFields" -}}
+image: {{ include "tombstone-pipeline.imageRef" . | quote }}
+imagePullPolicy: {{ (include "tombstone-pipeline.imageSettings" . | fromJson).pullPolicy }}
 {{- end -}}
 
 {{/* Pod securityContext: the chart-wide one, with per-image user overrides
