@@ -41,8 +41,8 @@ def up() -> None:
 @app.command()
 def down() -> None:
     """Stop everything `up` started (data stays in .stack/ until `make clean`)."""
-    _guard(_stack().down)
-    typer.echo("stack stopped")
+    stopped = _guard(_stack().down)
+    typer.echo(f"stack stopped ({', '.join(stopped) or 'nothing was running'})")
 
 
 @app.command()
