@@ -37,8 +37,14 @@ topics: setup ## Create the topics on the local stack (after `make up`)
 	@$(VENV)/setup-topics
 
 .PHONY: test
-test: setup ## Unit + integration + e2e tests (starts its own broker; Resonate tests need a server binary)
+test: setup test-tools ## Unit + integration + e2e tests (starts its own broker; Resonate tests need a server binary)
 	@$(VENV)/pytest
+
+# Tools the tests use, built before the test run (never under a test's timeout). Without Go the
+# chart tests skip with the reason.
+.PHONY: test-tools
+test-tools:
+	@$(K8S_TOOLS) helm >/dev/null || echo "note: helm is unavailable; the chart tests will be skipped"
 
 .PHONY: test-unit
 test-unit: setup ## Unit tests only (no broker)

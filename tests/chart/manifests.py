@@ -35,26 +35,16 @@ class HelmUnavailable(RuntimeError):
 
 @functools.cache
 def helm_binary() -> str:
-    """$HELM, .cache/bin/helm, helm on PATH, or one built by scripts/k8s-tools.sh."""
+    """$HELM, .cache/bin/helm or helm on PATH. Never built here: building takes minutes, which is
+    the set-up's job (`make test` runs `scripts/k8s-tools.sh helm` first), not a test's."""
     for candidate in (os.environ.get("HELM"), str(ROOT / ".cache" / "bin" / "helm")):
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return candidate
     if found := shutil.which("helm"):
         return found
-    try:
-        result = subprocess.run(
-            [str(ROOT / "scripts" / "k8s-tools.sh"), "--path", "helm"],
-            capture_output=True, text=True, timeout=1200, check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise HelmUnavailable(f"helm is not installed and scripts/k8s-tools.sh failed: {exc}")
-    path = result.stdout.strip().splitlines()[-1:] or [""]
-    if result.returncode != 0 or not Path(path[0]).is_file():
-        raise HelmUnavailable(
-            "helm is not installed and scripts/k8s-tools.sh could not build it "
-            f"(needs Go and the Go module proxy): {result.stderr.strip()[-300:]}"
-        )
-    return path[0]
+    raise HelmUnavailable(
+        "helm is neither in $HELM, .cache/bin nor on PATH; `make k8s-tools` builds it (needs Go)"
+    )
 
 
 def helm(*args: str) -> subprocess.CompletedProcess[str]:
