@@ -58,8 +58,8 @@ class RenderError(AssertionError):
 
 
 @functools.cache
-def _render_text(values: tuple[str, ...], sets: tuple[str, ...]) -> str:
-    args = ["template", RELEASE, str(CHART), "--namespace", NAMESPACE]
+def _render_text(values: tuple[str, ...], sets: tuple[str, ...], release: str) -> str:
+    args = ["template", release, str(CHART), "--namespace", NAMESPACE]
     for name in values:
         args += ["--values", str(VALUES.get(name, name))]
     for item in sets:  # "json:key=value" = --set-json (numbers stay numbers)
@@ -70,10 +70,12 @@ def _render_text(values: tuple[str, ...], sets: tuple[str, ...]) -> str:
     return result.stdout
 
 
-def render(*values: str, sets: tuple[str, ...] | list[str] = ()) -> list[Manifest]:
+def render(
+    *values: str, sets: tuple[str, ...] | list[str] = (), release: str = RELEASE
+) -> list[Manifest]:
     """``helm template`` with the named values files (default/kind/full or a path) and --set
     (``json:key=value`` for --set-json)."""
-    text = _render_text(tuple(values), tuple(sets))
+    text = _render_text(tuple(values), tuple(sets), release)
     return [doc for doc in yaml.safe_load_all(text) if doc]
 
 

@@ -1,20 +1,27 @@
-"""Operator-facing values: an external broker, and every image's registry/repository/tag/digest/pull
-policy."""
+"""Operator-facing values: an external broker, every image's registry/repository/tag/digest/pull
+policy, names for long release names."""
 
 from __future__ import annotations
 
+import copy
+import re
+
+import kubernetes_validate
 import pytest
 import yaml
 
 from tests.chart.manifests import (
+    VALUES,
     RenderError,
     env_of,
     find,
     one,
+    pod_template,
     render,
     workload,
     workloads,
 )
+from tests.chart.test_render import SCHEMA_VERSIONS
 from tests.chart.test_wiring import pipeline_containers
 
 EXTERNAL = "kafka-0.kafka.kafka.svc:9092,kafka-1.kafka.kafka.svc:9092"
@@ -171,3 +178,57 @@ def test_pull_policy_precedence() -> None:
 def test_schema_rejects_bad_image_values(sets, message) -> None:
     with pytest.raises(RenderError, match=message):
         render("default", sets=sets)
+
+
+# ---- names --------------------------------------------------------------------------------------
+
+# helm's own limit on release names; names of this length broke the chart before.
+LONG_RELEASE = "my-fairly-long-release-name-for-the-tombstone-pipelin"
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+# Kubernetes appends to these names: a CronJob's Jobs get "-<8 digits>" (limit 52); a
+# StatefulSet's controller-revision-hash label is "<name>-<up to 10 characters>" (<= 63).
+NAME_LIMIT = {"CronJob": 52, "StatefulSet": 63 - 11}
+
+
+def name_problems(docs) -> list[str]:
+    problems = []
+    for doc in docs:
+        kind, name = doc["kind"], doc["metadata"]["name"]
+        limit = NAME_LIMIT.get(kind, 63)
+        if len(name) > limit or not DNS_LABEL.match(name):
+            problems.append(f"{kind}/{name}: {len(name)} characters (limit {limit}) or not DNS-1123")
+        labels = dict(doc["metadata"].get("labels") or {})
+        if (template := pod_template(doc)) is not None:
+            labels |= template["metadata"].get("labels") or {}
+        for key, value in labels.items():
+            if len(str(value)) > 63 or not LABEL_VALUE.match(str(value)):
+                problems.append(f"{kind}/{name}: label {key}={value} is not a valid label value")
+    return problems
+
+
+@pytest.mark.parametrize("values", list(VALUES))
+def test_a_53_character_release_renders_names_kubernetes_accepts(values: str) -> None:
+    assert len(LONG_RELEASE) == 53
+    docs = render(values, release=LONG_RELEASE)
+    assert not name_problems(docs), "\n".join(name_problems(docs))
+    names = [(d["kind"], d["metadata"]["name"]) for d in docs]
+    assert len(names) == len(set(names)), "two objects got the same name"
+    for version in SCHEMA_VERSIONS:
+        for doc in docs:
+            kubernetes_validate.validate(doc, version, strict=True)
+
+
+def test_the_name_check_catches_the_old_cut() -> None:
+    """The chart used to cut the base name to 45 characters and then add the component."""
+    cronjob = one(render("default", release=LONG_RELEASE), "CronJob", "producer")
+    old = copy.deepcopy(cronjob)
+    old["metadata"]["name"] = (LONG_RELEASE[:45] + "-producer")
+    assert not name_problems([cronjob])
+    assert name_problems([old])
+
+
+def test_short_release_names_keep_their_full_names() -> None:
+    docs = render("default")
+    assert one(docs, "CronJob", "producer")["metadata"]["name"] == "tomb-tombstone-pipeline-producer"
+    assert one(docs, "StatefulSet", "redpanda")["metadata"]["name"] == "tomb-tombstone-pipeline-redpanda"

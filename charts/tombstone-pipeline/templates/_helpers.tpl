@@ -17,9 +17,13 @@
 {{- end -}}
 {{- end -}}
 
-{{/* Name of one component's objects: (dict "ctx" $ "component" "processor"). */}}
+{{/* Name of one component's objects: (dict "ctx" $ "component" "processor"), at most 52
+     characters whatever the release name: a CronJob name may not be longer (its Jobs add a
+     suffix), and a StatefulSet's controller-revision-hash label (name + "-" + 10 characters)
+     must stay within 63. The base name is cut to leave room for the component. */}}
 {{- define "tombstone-pipeline.componentName" -}}
-{{- printf "%s-%s" (include "tombstone-pipeline.fullname" .ctx | trunc 45 | trimSuffix "-") .component -}}
+{{- $room := sub 51 (len .component) | int -}}
+{{- printf "%s-%s" (include "tombstone-pipeline.fullname" .ctx | trunc $room | trimSuffix "-") .component -}}
 {{- end -}}
 
 {{- define "tombstone-pipeline.chart" -}}
