@@ -232,3 +232,96 @@ def test_short_release_names_keep_their_full_names() -> None:
     docs = render("default")
     assert one(docs, "CronJob", "producer")["metadata"]["name"] == "tomb-tombstone-pipeline-producer"
     assert one(docs, "StatefulSet", "redpanda")["metadata"]["name"] == "tomb-tombstone-pipeline-redpanda"
+
+
+# ---- placement, metadata, security, extra env per component --------------------------------------
+
+FULL = yaml.safe_load(VALUES["full"].read_text())
+PLACEMENT = ("nodeSelector", "tolerations", "affinity")
+# values key of each component
+VALUES_KEY = {"redpanda": "redpanda", "console": "console", "jaeger": "jaeger",
+              "resonate": "resonate", "processor": "processor", "producer": "producer",
+              "topic-init": "topicInit", "helm-test": "tests"}
+
+
+def test_every_workload_takes_placement_and_pod_metadata() -> None:
+    docs = render("full")
+    seen = set()
+    for w in workloads(docs):
+        values = FULL[VALUES_KEY[w.component]]
+        seen.add(w.component)
+        for field in PLACEMENT:
+            assert w.spec[field] == values[field], f"{w}: {field}"
+        meta = pod_template(w.manifest)["metadata"]
+        assert values["podLabels"].items() <= meta["labels"].items(), str(w)
+        assert values["podAnnotations"].items() <= meta["annotations"].items(), str(w)
+        for c in w.containers():
+            assert c["securityContext"]["seLinuxOptions"] == {"level": "s0:c123,c456"}, str(w)
+            # merged over the chart-wide context, not instead of it
+            assert c["securityContext"]["readOnlyRootFilesystem"] is True, str(w)
+    assert seen == set(VALUES_KEY)
+
+
+def test_the_chart_labels_win_over_pod_labels() -> None:
+    docs = render("default", sets=["processor.podLabels.app\\.kubernetes\\.io/component=other"])
+    processor = workload(docs, "processor")
+    assert processor.pod_labels["app.kubernetes.io/component"] == "processor"
+
+
+def test_the_processor_spreads_over_nodes_unless_told_otherwise() -> None:
+    default = workload(render("default"), "processor").spec["topologySpreadConstraints"]
+    assert [c["topologyKey"] for c in default] == ["kubernetes.io/hostname"]
+    full = workload(render("full"), "processor").spec["topologySpreadConstraints"]
+    assert full == FULL["processor"]["topologySpreadConstraints"]
+
+
+def test_no_placement_by_default() -> None:
+    for w in workloads(render("default")):
+        assert not set(PLACEMENT) & set(w.spec), str(w)
+
+
+def test_redpanda_runs_as_its_image_user_from_values_and_it_can_change() -> None:
+    pod = workload(render("default"), "redpanda").spec["securityContext"]
+    assert (pod["runAsUser"], pod["runAsGroup"], pod["fsGroup"]) == (101, 101, 101)
+    assert pod["runAsNonRoot"] is True and pod["seccompProfile"] == {"type": "RuntimeDefault"}
+    changed = render("default", sets=["json:redpanda.podSecurityContext={\"runAsUser\": 1000}"])
+    pod = workload(changed, "redpanda").spec["securityContext"]
+    assert pod["runAsUser"] == 1000 and pod["runAsGroup"] == 101  # helm merges values maps
+    assert workload(changed, "processor").spec["securityContext"]["runAsUser"] == 10001
+
+
+@pytest.mark.parametrize("component, key", [
+    ("producer", "producer"), ("topic-init", "topicInit"), ("helm-test", "tests"),
+    ("redpanda", "redpanda"), ("resonate", "resonate"),
+])
+def test_extra_env_reaches_the_component(component: str, key: str) -> None:
+    docs = render("default", sets=[f"json:{key}.extraEnv=[{{\"name\": \"LOG_LEVEL_X\", \"value\": \"y\"}}]"])
+    env = env_of(workload(docs, component).spec["containers"][0])
+    assert env["LOG_LEVEL_X"]["value"] == "y"
+    if key == "topicInit":  # the processor's init container runs the same command
+        init = workload(docs, "processor").spec["initContainers"][0]
+        assert env_of(init)["LOG_LEVEL_X"]["value"] == "y"
+
+
+def test_extra_env_reaches_the_console_and_jaeger() -> None:
+    docs = render("full")
+    for comp in ("console", "jaeger"):
+        assert env_of(workload(docs, comp).spec["containers"][0])["EXAMPLE_EXTRA"]["value"] == "1"
+
+
+# ---- service account ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("values", list(VALUES))
+def test_every_pod_uses_the_service_account_without_a_token(values: str) -> None:
+    docs = render(values)
+    account = one(docs, "ServiceAccount")
+    assert account["automountServiceAccountToken"] is False
+    for w in workloads(docs):
+        assert w.spec["serviceAccountName"] == account["metadata"]["name"], str(w)
+        assert w.spec["automountServiceAccountToken"] is False, str(w)
+
+
+def test_an_existing_service_account() -> None:
+    docs = render("default", sets=["serviceAccount.create=false", "serviceAccount.name=pipeline"])
+    assert not find(docs, "ServiceAccount")
+    assert {w.spec["serviceAccountName"] for w in workloads(docs)} == {"pipeline"}

@@ -85,26 +85,52 @@ image: {{ include "tombstone-pipeline.imageRef" . | quote }}
 imagePullPolicy: {{ (include "tombstone-pipeline.imageSettings" . | fromJson).pullPolicy }}
 {{- end -}}
 
-{{/* Pod securityContext: the chart-wide one, with per-image user overrides
-     (dict "ctx" $ "override" (dict "runAsUser" 101)). */}}
-{{- define "tombstone-pipeline.podSecurityContext" -}}
-{{- $ctx := merge (deepCopy (default dict .override)) (deepCopy .ctx.Values.podSecurityContext) -}}
-{{- toYaml $ctx -}}
+{{/* Pod template metadata: (dict "ctx" $ "component" "processor" "values" .Values.processor
+     "annotations" (dict …)). The component's podLabels and podAnnotations are added; the chart's
+     own labels and annotations win on a clash (selectors must keep matching). */}}
+{{- define "tombstone-pipeline.podMetadata" -}}
+{{- $labels := merge (include "tombstone-pipeline.labels" . | fromYaml) (deepCopy (default dict .values.podLabels)) -}}
+labels:
+  {{- toYaml $labels | nindent 2 }}
+{{- with merge (deepCopy (default dict .annotations)) (deepCopy (default dict .values.podAnnotations)) }}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
 {{- end -}}
 
-{{- define "tombstone-pipeline.containerSecurityContext" -}}
-{{- toYaml .Values.containerSecurityContext -}}
-{{- end -}}
-
-{{/* Pod spec fields every pod of the chart shares. */}}
+{{/* Pod spec fields every pod of the chart shares: (dict "ctx" $ "values" .Values.processor).
+     The component's podSecurityContext is merged over the chart-wide one. */}}
 {{- define "tombstone-pipeline.podCommon" -}}
+{{- $v := default dict .values -}}
 enableServiceLinks: false
+serviceAccountName: {{ include "tombstone-pipeline.serviceAccountName" .ctx }}
+automountServiceAccountToken: false
 securityContext:
-  {{- include "tombstone-pipeline.podSecurityContext" . | nindent 2 }}
+  {{- merge (deepCopy (default dict $v.podSecurityContext)) (deepCopy .ctx.Values.podSecurityContext) | toYaml | nindent 2 }}
 {{- with .ctx.Values.imagePullSecrets }}
 imagePullSecrets:
   {{- toYaml . | nindent 2 }}
 {{- end }}
+{{- range $field := list "nodeSelector" "tolerations" "affinity" "topologySpreadConstraints" }}
+{{- with index $v $field }}
+{{ $field }}:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* A container's securityContext: (dict "ctx" $ "values" .Values.processor), the component's
+     containerSecurityContext merged over the chart-wide one. */}}
+{{- define "tombstone-pipeline.containerSecurityContext" -}}
+{{- merge (deepCopy (default dict .values.containerSecurityContext)) (deepCopy .ctx.Values.containerSecurityContext) | toYaml -}}
+{{- end -}}
+
+{{- define "tombstone-pipeline.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "tombstone-pipeline.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
 {{- end -}}
 
 {{/* ---- addresses ------------------------------------------------------------------------ */}}
@@ -213,6 +239,9 @@ imagePullSecrets:
   value: {{ .ctx.Values.topics.replicationFactor | quote }}
 - name: BROKER_WAIT_SECONDS
   value: {{ .ctx.Values.topicInit.brokerWaitSeconds | quote }}
+{{- with .ctx.Values.topicInit.extraEnv }}
+{{ toYaml . }}
+{{- end }}
 {{- end -}}
 
 {{/* The volumes and mounts of a read-only root filesystem: a writable /tmp. */}}
