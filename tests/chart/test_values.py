@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import re
+import subprocess
 
 import kubernetes_validate
 import pytest
@@ -237,6 +238,7 @@ def test_short_release_names_keep_their_full_names() -> None:
 # ---- placement, metadata, security, extra env per component --------------------------------------
 
 FULL = yaml.safe_load(VALUES["full"].read_text())
+DEFAULTS = yaml.safe_load(VALUES["default"].read_text())
 PLACEMENT = ("nodeSelector", "tolerations", "affinity")
 # values key of each component
 VALUES_KEY = {"redpanda": "redpanda", "console": "console", "jaeger": "jaeger",
@@ -325,3 +327,51 @@ def test_an_existing_service_account() -> None:
     docs = render("default", sets=["serviceAccount.create=false", "serviceAccount.name=pipeline"])
     assert not find(docs, "ServiceAccount")
     assert {w.spec["serviceAccountName"] for w in workloads(docs)} == {"pipeline"}
+
+
+# ---- Redpanda, Console ----------------------------------------------------------------------------
+
+def probe_verdict(command: list[str], body: str) -> int:
+    """Run a probe's check (everything after the first pipe) on ``body`` instead of curl's output."""
+    assert command[:2] == ["sh", "-c"] and "/v1/status/ready" in command[2], command
+    check = command[2].split("|", 1)[1]
+    return subprocess.run(["sh", "-c", f"printf '%s' \"$BODY\" | {check}"], env={"BODY": body},
+                          timeout=10, check=False).returncode
+
+
+@pytest.mark.parametrize("probe", ["startupProbe", "readinessProbe"])
+def test_redpanda_is_ready_only_when_its_status_body_says_so(probe: str) -> None:
+    container = workload(render("default"), "redpanda").spec["containers"][0]
+    command = container[probe]["exec"]["command"]
+    assert probe_verdict(command, '{"status":"ready"}') == 0
+    assert probe_verdict(command, '{"status": "ready"}') == 0
+    assert probe_verdict(command, '{"status":"booting"}') != 0
+    assert probe_verdict(command, "") != 0
+
+
+def test_redpanda_does_not_create_topics_on_first_use() -> None:
+    args = workload(render("default"), "redpanda").spec["containers"][0]["args"]
+    assert "--mode=dev-container" in args
+    # rpk reads --set only as two separate arguments, and applies it after the mode's settings
+    at = args.index("--set")
+    assert args[at + 1] == "redpanda.auto_create_topics_enabled=false"
+
+
+def test_console_has_a_liveness_probe() -> None:
+    console = workload(render("kind"), "console").spec["containers"][0]
+    assert console["livenessProbe"]["httpGet"] == {"path": "/admin/health", "port": "http"}
+
+
+def test_console_login_proxy_liveness_is_nginx_itself() -> None:
+    docs = render("full")
+    proxy = next(c for c in workload(docs, "console").containers() if c["name"] == "login-proxy")
+    assert proxy["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "http"}
+    nginx = one(docs, "ConfigMap", "console")["data"]["nginx.conf"]
+    livez = next(line for line in nginx.splitlines() if "location = /livez" in line)
+    assert "return 200" in livez and "proxy_pass" not in livez and "auth_basic off" in livez
+
+
+def test_login_proxy_runs_a_maintained_nginx_line() -> None:
+    proxy = DEFAULTS["console"]["auth"]["proxy"]["image"]
+    line = tuple(int(part) for part in proxy["tag"].split("-")[0].split("."))
+    assert line >= (1, 30), proxy["tag"]

@@ -139,6 +139,11 @@ imagePullSecrets:
 {{- include "tombstone-pipeline.componentName" (dict "ctx" . "component" "redpanda") -}}
 {{- end -}}
 
+{{/* Redpanda's readiness: its admin API says "ready" in the body (an exec command, JSON list). */}}
+{{- define "tombstone-pipeline.redpandaReady" -}}
+{{- list "sh" "-c" "curl --silent --fail --max-time 4 http://127.0.0.1:9644/v1/status/ready | grep -q '\"ready\"'" | toJson -}}
+{{- end -}}
+
 {{- define "tombstone-pipeline.bootstrapServers" -}}
 {{- if .Values.kafka.bootstrapServers -}}
 {{- .Values.kafka.bootstrapServers -}}
