@@ -15,7 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import jsonschema
+import kubernetes_validate
 import yaml
+
+from tests.chart.custom_resources import SCHEMAS, validate_custom_resource
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "tombstone-pipeline"
@@ -218,4 +222,20 @@ def resource_problems(work: Workload) -> list[str]:
                 problems.append(f"{where}: no {field} request")
         if not (res.get("limits") or {}).get("memory"):
             problems.append(f"{where}: no memory limit")
+    return problems
+
+
+def schema_problems(docs: list[Manifest], version: str) -> list[str]:
+    """Objects that fail strict validation: the Kubernetes schemas of ``version``
+    (kubernetes-validate), or for custom resources the CRD excerpts in custom_resources."""
+    problems = []
+    for doc in docs:
+        try:
+            if doc["kind"] in SCHEMAS:
+                validate_custom_resource(doc)
+            else:
+                kubernetes_validate.validate(doc, version, strict=True)
+        except (kubernetes_validate.ValidationError, jsonschema.ValidationError) as exc:
+            path = ".".join(str(p) for p in exc.path)
+            problems.append(f"{doc['kind']}/{doc['metadata']['name']}: {path}: {exc.message}")
     return problems

@@ -4,10 +4,10 @@ policy, names for long release names."""
 from __future__ import annotations
 
 import copy
+import json
 import re
 import subprocess
 
-import kubernetes_validate
 import pytest
 import yaml
 
@@ -19,6 +19,7 @@ from tests.chart.manifests import (
     one,
     pod_template,
     render,
+    schema_problems,
     workload,
     workloads,
 )
@@ -216,8 +217,7 @@ def test_a_53_character_release_renders_names_kubernetes_accepts(values: str) ->
     names = [(d["kind"], d["metadata"]["name"]) for d in docs]
     assert len(names) == len(set(names)), "two objects got the same name"
     for version in SCHEMA_VERSIONS:
-        for doc in docs:
-            kubernetes_validate.validate(doc, version, strict=True)
+        assert not schema_problems(docs, version)
 
 
 def test_the_name_check_catches_the_old_cut() -> None:
@@ -375,3 +375,127 @@ def test_login_proxy_runs_a_maintained_nginx_line() -> None:
     proxy = DEFAULTS["console"]["auth"]["proxy"]["image"]
     line = tuple(int(part) for part in proxy["tag"].split("-")[0].split("."))
     assert line >= (1, 30), proxy["tag"]
+
+
+# ---- ingress, monitoring, dashboard, KEDA ---------------------------------------------------------
+
+def processor_metric_names() -> set[str]:
+    """Every series name the processor exposes on /metrics (from its own collector)."""
+    from prometheus_client import generate_latest
+    from tombstone_processor.http import StateCollector
+    from tombstone_processor.state import ProcessorState
+
+    state = ProcessorState()
+    state.lag = {("tombstones", 0): 3}
+    state.registry.register(StateCollector(state))
+    state.workflow_seconds.observe(1.0)
+    text = generate_latest(state.registry).decode()
+    return {line.split("{")[0].split()[0] for line in text.splitlines() if line and line[0] != "#"}
+
+
+def metric_names(expr: str) -> set[str]:
+    return set(re.findall(r"\btombstones_[a-z_]+", expr))
+
+
+@pytest.mark.parametrize("comp, port", [("jaeger", "ui"), ("console", "http")])
+def test_ingress_routes_to_the_ui_service(comp: str, port: str) -> None:
+    docs = render("full")
+    ingress = one(docs, "Ingress", comp)
+    rule = ingress["spec"]["rules"][0]
+    assert rule["host"] == FULL[comp]["ingress"]["host"]
+    backend = rule["http"]["paths"][0]["backend"]["service"]
+    service = one(docs, "Service", comp)
+    assert backend["name"] == service["metadata"]["name"]
+    assert backend["port"]["name"] == port
+    assert port in {p["name"] for p in service["spec"]["ports"]}
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+
+
+def test_no_ingress_for_a_component_that_is_off() -> None:
+    docs = render("full", sets=["console.enabled=false", "jaeger.enabled=false"])
+    assert not find(docs, "Ingress")
+
+
+def test_service_monitor_scrapes_the_processor_and_resonate_services() -> None:
+    docs = render("full")
+    monitor = one(docs, "ServiceMonitor")
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    selector = monitor["spec"]["selector"]
+    components = next(e["values"] for e in selector["matchExpressions"]
+                      if e["key"] == "app.kubernetes.io/component")
+    ports = {e["port"] for e in monitor["spec"]["endpoints"]}
+    for comp in components:
+        service = one(docs, "Service", comp)
+        assert selector["matchLabels"].items() <= service["metadata"]["labels"].items()
+        assert ports & {p["name"] for p in service["spec"]["ports"]}, comp
+    assert set(components) == {"processor", "resonate"}
+
+
+def test_alerts_use_metrics_the_processor_exposes_and_select_this_release() -> None:
+    rule = one(render("full"), "PrometheusRule")
+    rules = {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"]}
+    assert set(rules) == {"TombstonesDeadLettered", "TombstonesConsumerLagHigh"}
+    exposed = processor_metric_names()
+    for name, r in rules.items():
+        used = metric_names(r["expr"])
+        assert used and used <= exposed, (name, used - exposed)
+        assert 'service="tomb-tombstone-pipeline-processor"' in r["expr"]
+        assert 'namespace="pipeline"' in r["expr"]
+    dlq = rules["TombstonesDeadLettered"]["expr"]
+    assert {"tombstones_dead_lettered_total", "tombstones_invalid_total"} <= metric_names(dlq)
+    assert "> 1000" in rules["TombstonesConsumerLagHigh"]["expr"]
+    assert 'topic="tombstones"' in rules["TombstonesConsumerLagHigh"]["expr"]
+
+
+def test_the_metric_check_catches_a_misspelled_metric() -> None:
+    assert not metric_names("sum(tombstones_dead_letered_total)") <= processor_metric_names()
+
+
+def test_grafana_dashboard_shows_what_the_readme_promises() -> None:
+    config_map = one(render("full"), "ConfigMap", "metrics")
+    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert config_map["metadata"]["annotations"] == {"grafana_folder": "Pipelines"}
+    dashboard = json.loads(config_map["data"]["tombstone-pipeline.json"])
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    used = set().union(*(metric_names(e) for e in exprs))
+    assert used <= processor_metric_names(), used - processor_metric_names()
+    # throughput, in flight, lag, DLQ, workflow duration
+    assert {"tombstones_completed_total", "tombstones_in_flight", "tombstones_consumer_lag",
+            "tombstones_dead_lettered_total", "tombstones_invalid_total",
+            "tombstones_workflow_duration_seconds_bucket"} <= used
+    assert all("__" not in e for e in exprs), "a placeholder was not filled in"
+    assert all('service="tomb-tombstone-pipeline-processor"' in e for e in exprs)
+
+
+def test_monitoring_is_off_by_default() -> None:
+    docs = render("default")
+    assert not find(docs, "ServiceMonitor") and not find(docs, "PrometheusRule")
+    assert not find(docs, "ConfigMap", "metrics") and not find(docs, "ScaledObject")
+
+
+def test_keda_scales_the_processor_on_lag_of_its_group() -> None:
+    docs = render("keda")
+    scaled = one(docs, "ScaledObject")
+    processor = workload(docs, "processor")
+    assert scaled["spec"]["scaleTargetRef"]["name"] == processor.name
+    assert "replicas" not in processor.manifest["spec"], "KEDA owns the replica count"
+    trigger = scaled["spec"]["triggers"][0]
+    env = env_of(processor.spec["containers"][0])
+    assert trigger["type"] == "kafka"
+    assert trigger["metadata"]["bootstrapServers"] == env["KAFKA_BOOTSTRAP_SERVERS"]["value"]
+    assert trigger["metadata"]["consumerGroup"] == env["KAFKA_CONSUMER_GROUP"]["value"]
+    assert trigger["metadata"]["topic"] == env["TOPIC_TOMBSTONES"]["value"]
+    assert trigger["metadata"]["lagThreshold"] == "50"
+    assert not find(docs, "HorizontalPodAutoscaler")
+
+
+@pytest.mark.parametrize("sets, message", [
+    (["processor.keda.enabled=true", "processor.autoscaling.enabled=true"], "turn one off"),
+    (["processor.keda.enabled=true", "redpanda.enabled=false", "kafka.bootstrapServers=b:9092",
+      "kafka.securityProtocol=SASL_SSL", "kafka.sasl.mechanism=PLAIN", "kafka.sasl.username=u",
+      "kafka.sasl.password=p"], "authenticationRef"),
+    (["metrics.prometheusRule.lag.for=ten minutes"], "for"),
+])
+def test_inconsistent_scaling_and_monitoring_values_fail(sets, message) -> None:
+    with pytest.raises(RenderError, match=message):
+        render("default", sets=sets)

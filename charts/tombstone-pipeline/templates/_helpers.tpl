@@ -265,6 +265,12 @@ imagePullSecrets:
 {{- if and (include "tombstone-pipeline.saslEnabled" .) .Values.redpanda.enabled (not .Values.kafka.bootstrapServers) -}}
 {{- fail "kafka SASL settings apply to an external broker: set kafka.bootstrapServers (and redpanda.enabled=false); the chart's dev-mode Redpanda has no SASL" -}}
 {{- end -}}
+{{- if and .Values.processor.autoscaling.enabled .Values.processor.keda.enabled -}}
+{{- fail "processor.autoscaling (HPA) and processor.keda (ScaledObject) both scale the processor: turn one off" -}}
+{{- end -}}
+{{- if and .Values.processor.keda.enabled (include "tombstone-pipeline.saslEnabled" .) (not .Values.processor.keda.authenticationRef) -}}
+{{- fail "processor.keda with a SASL broker needs processor.keda.authenticationRef (a TriggerAuthentication with the credentials)" -}}
+{{- end -}}
 {{- if and .Values.resonate.auth.enabled (not .Values.resonate.auth.existingSecret) -}}
 {{- fail "resonate.auth.enabled needs resonate.auth.existingSecret (keys: public key for the server, token for the processor)" -}}
 {{- end -}}
