@@ -32,6 +32,11 @@ status: setup ## Show the local stack
 jaeger: setup ## Build Jaeger v2 from its Go module (once, several minutes); up/demo then trace
 	@$(VENV)/devstack jaeger
 
+.PHONY: trace
+trace: setup ## Print a tombstone's trace from the local Jaeger (ID=<tombstone id>)
+	@test -n "$(ID)" || { echo "usage: make trace ID=<tombstone id>"; exit 2; }
+	@$(VENV)/devstack trace "$(ID)"
+
 .PHONY: topics
 topics: setup ## Create the topics on the local stack (after `make up`)
 	@$(VENV)/setup-topics

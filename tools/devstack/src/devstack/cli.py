@@ -62,6 +62,26 @@ def jaeger() -> None:
 
 
 @app.command()
+def trace(
+    tombstone: Annotated[str, typer.Argument(help="Tombstone id (or trace id).")],
+    jaeger_url: Annotated[str | None, typer.Option("--jaeger", help="Jaeger query URL.")] = None,
+    lookback: Annotated[str, typer.Option(help="How far back to search, e.g. 1h, 24h.")] = "24h",
+) -> None:
+    """Print a tombstone's trace from Jaeger: span tree, durations, processors, errors."""
+    from rich.console import Console
+
+    from devstack.jaeger import Jaeger
+    from devstack.trace import find_trace, trace_tree
+
+    url = jaeger_url or Jaeger(_stack().home / "jaeger", _stack().root).query_url
+    found = _guard(lambda: find_trace(url, tombstone, lookback))
+    if found is None:
+        typer.secho(f"no trace of {tombstone} in Jaeger at {url} (last {lookback})", fg="red", err=True)
+        raise typer.Exit(1)
+    Console(soft_wrap=True).print(trace_tree(found))
+
+
+@app.command()
 def demo(
     count: Annotated[int, typer.Option("-n", min=1, help="Tombstones to produce.")] = 25,
     batch_interval: Annotated[float, typer.Option(help="Seconds between batches.")] = 1.0,
