@@ -45,11 +45,13 @@ topics: setup ## Create the topics on the local stack (after `make up`)
 test: setup test-tools ## Unit + integration + e2e tests (starts its own broker; Resonate tests need a server binary)
 	@$(VENV)/pytest
 
-# Tools the tests use, built before the test run (never under a test's timeout). Without Go the
-# chart tests skip with the reason.
+# What the tests use that takes minutes to build, built before the test run (never under a
+# test's timeout): helm, and the service images when Docker answers and they are missing. Without
+# Go or Docker the tests that need them skip with the reason.
 .PHONY: test-tools
 test-tools:
 	@$(K8S_TOOLS) helm >/dev/null || echo "note: helm is unavailable; the chart tests will be skipped"
+	@$(VENV)/python -m tests.images.docker
 
 .PHONY: test-unit
 test-unit: setup ## Unit tests only (no broker)
