@@ -32,13 +32,26 @@ status: setup ## Show the local stack
 jaeger: setup ## Build Jaeger v2 from its Go module (once, several minutes); up/demo then trace
 	@$(VENV)/devstack jaeger
 
+.PHONY: trace
+trace: setup ## Print a tombstone's trace from the local Jaeger (ID=<tombstone id>)
+	@test -n "$(ID)" || { echo "usage: make trace ID=<tombstone id>"; exit 2; }
+	@$(VENV)/devstack trace "$(ID)"
+
 .PHONY: topics
 topics: setup ## Create the topics on the local stack (after `make up`)
 	@$(VENV)/setup-topics
 
 .PHONY: test
-test: setup ## Unit + integration + e2e tests (starts its own broker; Resonate tests need a server binary)
+test: setup test-tools ## Unit + integration + e2e tests (starts its own broker; Resonate tests need a server binary)
 	@$(VENV)/pytest
+
+# What the tests use that takes minutes to build, built before the test run (never under a
+# test's timeout): helm, and the service images when Docker answers and they are missing. Without
+# Go or Docker the tests that need them skip with the reason.
+.PHONY: test-tools
+test-tools:
+	@$(K8S_TOOLS) helm >/dev/null || echo "note: helm is unavailable; the chart tests will be skipped"
+	@$(VENV)/python -m tests.images.docker
 
 .PHONY: test-unit
 test-unit: setup ## Unit tests only (no broker)

@@ -19,14 +19,14 @@ RELEASE       ?= tombstone-pipeline
 NAMESPACE     ?= tombstone
 IMAGE_PREFIX  ?= tombstone-
 IMAGE_TAG     ?= dev
-# Base of both Dockerfile stages; empty = the Dockerfiles' default (official python image).
+# Base image of services/Dockerfile; empty = its default (the official python image).
 # CI sets it to local/python:3.13-trixie, built by scripts/docker-base-image.sh.
 BASE_IMAGE    ?=
 K8S_SERVICES  := producer processor topic-init
 K8S_TOOLS     := scripts/k8s-tools.sh
 HELM           = $(shell $(K8S_TOOLS) --path helm)
 KIND           = $(shell $(K8S_TOOLS) --path kind)
-CHART_VALUES  := $(CHART)/values.yaml $(CHART)/values-kind.yaml $(CHART)/values-full.yaml
+CHART_VALUES  := $(wildcard $(CHART)/values*.yaml)
 
 .PHONY: docker images kind-up deploy kind-down chart-lint chart-test k8s-tools cluster-up cluster-down cluster-status cluster-e2e
 
@@ -36,7 +36,7 @@ docker: ## Make sure a Docker daemon runs (installs/starts Debian's docker.io wh
 k8s-tools: ## Install helm and kind into .cache/bin when missing
 	@$(K8S_TOOLS)
 
-images: docker ## Build the service images (legacy builder) and print their sizes
+images: docker ## Build the service images (BuildKit where available) and print their sizes
 	@BASE_IMAGE="$(BASE_IMAGE)" IMAGE_PREFIX="$(IMAGE_PREFIX)" IMAGE_TAG="$(IMAGE_TAG)" scripts/images.sh
 
 kind-up: images ## Create the kind cluster if missing and load the images into it

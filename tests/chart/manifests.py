@@ -15,14 +15,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import jsonschema
+import kubernetes_validate
 import yaml
+
+from tests.chart.custom_resources import SCHEMAS, validate_custom_resource
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "tombstone-pipeline"
-VALUES = {
-    "default": CHART / "values.yaml",
-    "kind": CHART / "values-kind.yaml",
-    "full": CHART / "values-full.yaml",
+# Every values file of the chart: "default" and the part after "values-" of the others.
+VALUES = {"default": CHART / "values.yaml"} | {
+    path.stem.removeprefix("values-"): path for path in sorted(CHART.glob("values-*.yaml"))
 }
 RELEASE = "tomb"
 NAMESPACE = "pipeline"
@@ -36,26 +39,16 @@ class HelmUnavailable(RuntimeError):
 
 @functools.cache
 def helm_binary() -> str:
-    """$HELM, .cache/bin/helm, helm on PATH, or one built by scripts/k8s-tools.sh."""
+    """$HELM, .cache/bin/helm or helm on PATH. Never built here: building takes minutes, which is
+    the set-up's job (`make test` runs `scripts/k8s-tools.sh helm` first), not a test's."""
     for candidate in (os.environ.get("HELM"), str(ROOT / ".cache" / "bin" / "helm")):
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return candidate
     if found := shutil.which("helm"):
         return found
-    try:
-        result = subprocess.run(
-            [str(ROOT / "scripts" / "k8s-tools.sh"), "--path", "helm"],
-            capture_output=True, text=True, timeout=1200, check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise HelmUnavailable(f"helm is not installed and scripts/k8s-tools.sh failed: {exc}")
-    path = result.stdout.strip().splitlines()[-1:] or [""]
-    if result.returncode != 0 or not Path(path[0]).is_file():
-        raise HelmUnavailable(
-            "helm is not installed and scripts/k8s-tools.sh could not build it "
-            f"(needs Go and the Go module proxy): {result.stderr.strip()[-300:]}"
-        )
-    return path[0]
+    raise HelmUnavailable(
+        "helm is neither in $HELM, .cache/bin nor on PATH; `make k8s-tools` builds it (needs Go)"
+    )
 
 
 def helm(*args: str) -> subprocess.CompletedProcess[str]:
@@ -69,8 +62,8 @@ class RenderError(AssertionError):
 
 
 @functools.cache
-def _render_text(values: tuple[str, ...], sets: tuple[str, ...]) -> str:
-    args = ["template", RELEASE, str(CHART), "--namespace", NAMESPACE]
+def _render_text(values: tuple[str, ...], sets: tuple[str, ...], release: str) -> str:
+    args = ["template", release, str(CHART), "--namespace", NAMESPACE]
     for name in values:
         args += ["--values", str(VALUES.get(name, name))]
     for item in sets:  # "json:key=value" = --set-json (numbers stay numbers)
@@ -81,10 +74,12 @@ def _render_text(values: tuple[str, ...], sets: tuple[str, ...]) -> str:
     return result.stdout
 
 
-def render(*values: str, sets: tuple[str, ...] | list[str] = ()) -> list[Manifest]:
+def render(
+    *values: str, sets: tuple[str, ...] | list[str] = (), release: str = RELEASE
+) -> list[Manifest]:
     """``helm template`` with the named values files (default/kind/full or a path) and --set
     (``json:key=value`` for --set-json)."""
-    text = _render_text(tuple(values), tuple(sets))
+    text = _render_text(tuple(values), tuple(sets), release)
     return [doc for doc in yaml.safe_load_all(text) if doc]
 
 
@@ -227,4 +222,20 @@ def resource_problems(work: Workload) -> list[str]:
                 problems.append(f"{where}: no {field} request")
         if not (res.get("limits") or {}).get("memory"):
             problems.append(f"{where}: no memory limit")
+    return problems
+
+
+def schema_problems(docs: list[Manifest], version: str) -> list[str]:
+    """Objects that fail strict validation: the Kubernetes schemas of ``version``
+    (kubernetes-validate), or for custom resources the CRD excerpts in custom_resources."""
+    problems = []
+    for doc in docs:
+        try:
+            if doc["kind"] in SCHEMAS:
+                validate_custom_resource(doc)
+            else:
+                kubernetes_validate.validate(doc, version, strict=True)
+        except (kubernetes_validate.ValidationError, jsonschema.ValidationError) as exc:
+            path = ".".join(str(p) for p in exc.path)
+            problems.append(f"{doc['kind']}/{doc['metadata']['name']}: {path}: {exc.message}")
     return problems

@@ -4,10 +4,23 @@ from __future__ import annotations
 
 from collections import Counter
 
+import copy
+
+import jsonschema
 import kubernetes_validate
 import pytest
 
-from tests.chart.manifests import CHART, VALUES, RenderError, find, helm, one, render
+from tests.chart.custom_resources import validate_custom_resource
+from tests.chart.manifests import (
+    CHART,
+    VALUES,
+    RenderError,
+    find,
+    helm,
+    one,
+    render,
+    schema_problems,
+)
 
 # The chart's kubeVersion floor and the newest schemas kubernetes-validate ships.
 SCHEMA_VERSIONS = ["1.27.0", kubernetes_validate.latest_version()]
@@ -22,14 +35,17 @@ def test_helm_lint_strict(values: str) -> None:
 @pytest.mark.parametrize("version", SCHEMA_VERSIONS)
 @pytest.mark.parametrize("values", list(VALUES))
 def test_rendered_objects_match_kubernetes_schemas(values: str, version: str) -> None:
-    errors = []
-    for doc in render(values):
-        try:
-            kubernetes_validate.validate(doc, version, strict=True)
-        except kubernetes_validate.ValidationError as exc:
-            path = ".".join(str(p) for p in exc.path)
-            errors.append(f"{doc['kind']}/{doc['metadata']['name']}: {path}: {exc.message}")
-    assert not errors, "\n".join(errors)
+    problems = schema_problems(render(values), version)
+    assert not problems, "\n".join(problems)
+
+
+def test_the_custom_resource_check_catches_a_misspelled_field() -> None:
+    monitor = next(d for d in render("full") if d["kind"] == "ServiceMonitor")
+    validate_custom_resource(monitor)
+    monitor = copy.deepcopy(monitor)
+    monitor["spec"]["endpoints"][0]["intervall"] = "30s"
+    with pytest.raises(jsonschema.ValidationError):
+        validate_custom_resource(monitor)
 
 
 EXPECTED_KINDS = {
@@ -40,9 +56,17 @@ EXPECTED_KINDS = {
     "kind": {"Deployment": 4, "PodDisruptionBudget": 1, "NetworkPolicy": 0},
     "full": {
         "Deployment": 4, "PodDisruptionBudget": 1, "HorizontalPodAutoscaler": 1,
-        "NetworkPolicy": 4, "PersistentVolumeClaim": 1,
+        "NetworkPolicy": 4, "PersistentVolumeClaim": 1, "Ingress": 2, "ServiceMonitor": 1,
+        "PrometheusRule": 1, "ScaledObject": 0,
     },
+    # No Redpanda: no StatefulSet, and its NetworkPolicy goes with it.
+    "external-kafka": {"StatefulSet": 0, "Deployment": 4, "NetworkPolicy": 3},
+    "keda": {"ScaledObject": 1, "HorizontalPodAutoscaler": 0, "PodDisruptionBudget": 1},
 }
+
+
+def test_every_values_file_has_expectations() -> None:
+    assert set(EXPECTED_KINDS) == set(VALUES)
 
 
 @pytest.mark.parametrize("values", list(VALUES))

@@ -210,6 +210,17 @@ def test_sasl_password_from_values_becomes_a_secret() -> None:
     (["resonate.enabled=false"], "resonate.url is required"),
     (["resonate.auth.enabled=true"], "existingSecret"),
     (["redpanda.enabled=false"], "kafka.bootstrapServers is required"),
+    # values the schema rejects
+    (["resonate.image.digest=latest"], "digest"),
+    (["images.processor.pullPolicy=Sometimes"], "pullPolicy"),
+    (["global.imagePullPolicy=Sometimes"], "imagePullPolicy"),
+    (["jaeger.image.tag="], "tag"),
+    (["metrics.prometheusRule.lag.for=ten minutes"], "for"),
+    # scaling
+    (["processor.keda.enabled=true", "processor.autoscaling.enabled=true"], "turn one off"),
+    (["processor.keda.enabled=true", "redpanda.enabled=false", "kafka.bootstrapServers=b:9092",
+      "kafka.securityProtocol=SASL_SSL", "kafka.sasl.mechanism=PLAIN", "kafka.sasl.username=u",
+      "kafka.sasl.password=p"], "authenticationRef"),
 ])
 def test_inconsistent_values_fail_to_render(sets, message) -> None:
     with pytest.raises(RenderError, match=message):
@@ -263,7 +274,9 @@ def backing_container_port(docs, service: dict, port: dict) -> int:
     raise AssertionError(f"no container port {target} behind {name}")
 
 
-def test_bootstrap_servers_point_at_the_redpanda_service(docs) -> None:
+@pytest.mark.parametrize("values", [v for v in VALUES if v != "external-kafka"])
+def test_bootstrap_servers_point_at_the_redpanda_service(values: str) -> None:
+    docs = render(values)
     redpanda = workload(docs, "redpanda")
     for w, c, _ in pipeline_containers(docs):
         servers = env_of(c)["KAFKA_BOOTSTRAP_SERVERS"]["value"]
@@ -399,11 +412,13 @@ def test_the_resource_check_catches_a_missing_limit() -> None:
     assert resource_problems(w) == [f"{w} container producer: no memory limit"]
 
 
-def test_every_image_has_a_pinned_tag(docs) -> None:
+def test_every_image_has_a_pinned_tag_or_digest(docs) -> None:
     for w in workloads(docs):
         for c in w.containers():
-            repository, _, tag = c["image"].rpartition(":")
-            assert repository and "/" not in tag and tag not in ("", "latest"), c["image"]
+            name, at, digest = c["image"].partition("@")
+            repository, _, tag = name.rpartition(":")
+            pinned = digest.startswith("sha256:") if at else tag not in ("", "latest")
+            assert repository and "/" not in tag and pinned, c["image"]
 
 
 def test_no_pod_gets_service_links(docs) -> None:

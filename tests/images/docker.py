@@ -57,6 +57,24 @@ def build_images(services: Sequence[str] = tuple(SERVICES)) -> None:
                    timeout=1800)
 
 
+def missing_images() -> list[str]:
+    """The services whose image does not exist (all of them with IMAGES_REBUILD=1)."""
+    if os.environ.get("IMAGES_REBUILD") == "1":
+        return list(SERVICES)
+    return [service for service in SERVICES if not image_exists(image_name(service))]
+
+
+def ensure_images() -> int:
+    """Build the missing images before the tests run (`make test` calls this): a build takes
+    minutes, which is the set-up's job, not a test's. Without Docker there is nothing to do."""
+    if problem := docker_problem():
+        print(f"note: {problem}; the image tests will be skipped")
+        return 0
+    if missing := missing_images():
+        build_images(missing)
+    return 0
+
+
 def run_image(
     image: str,
     env: Mapping[str, str] | None = None,
@@ -140,3 +158,7 @@ def chart_env(
             value = value.replace(f"$({ref})", ref_value)
         env[name] = value
     return env
+
+
+if __name__ == "__main__":
+    raise SystemExit(ensure_images())

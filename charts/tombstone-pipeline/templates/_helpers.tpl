@@ -17,9 +17,13 @@
 {{- end -}}
 {{- end -}}
 
-{{/* Name of one component's objects: (dict "ctx" $ "component" "processor"). */}}
+{{/* Name of one component's objects: (dict "ctx" $ "component" "processor"), at most 52
+     characters whatever the release name: a CronJob name may not be longer (its Jobs add a
+     suffix), and a StatefulSet's controller-revision-hash label (name + "-" + 10 characters)
+     must stay within 63. The base name is cut to leave room for the component. */}}
 {{- define "tombstone-pipeline.componentName" -}}
-{{- printf "%s-%s" (include "tombstone-pipeline.fullname" .ctx | trunc 45 | trimSuffix "-") .component -}}
+{{- $room := sub 51 (len .component) | int -}}
+{{- printf "%s-%s" (include "tombstone-pipeline.fullname" .ctx | trunc $room | trimSuffix "-") .component -}}
 {{- end -}}
 
 {{- define "tombstone-pipeline.chart" -}}
@@ -47,44 +51,97 @@ app.kubernetes.io/version: {{ . | quote }}
 {{- end }}
 {{- end -}}
 
-{{/* Image of one of the pipeline's services: (dict "ctx" $ "name" "processor"). */}}
-{{- define "tombstone-pipeline.image" -}}
-{{- $images := .ctx.Values.images -}}
-{{- $repository := index $images .name -}}
-{{- $tag := default .ctx.Chart.AppVersion $images.tag -}}
-{{- if $images.registry -}}
-{{- printf "%s/%s:%s" (trimSuffix "/" $images.registry) $repository $tag -}}
+{{/* Image reference: (dict "ctx" $ "image" .Values.jaeger.image), or for one of the pipeline's
+     services (dict "ctx" $ "service" "processor"), whose unset fields come from `images`.
+     global.imageRegistry wins over every image's registry; a digest replaces the tag. */}}
+{{- define "tombstone-pipeline.imageRef" -}}
+{{- $image := include "tombstone-pipeline.imageSettings" . | fromJson -}}
+{{- $registry := coalesce .ctx.Values.global.imageRegistry $image.registry | default "" | trimSuffix "/" -}}
+{{- $name := ternary (printf "%s/%s" $registry $image.repository) $image.repository (ne $registry "") -}}
+{{- if $image.digest -}}
+{{- printf "%s@%s" $name $image.digest -}}
 {{- else -}}
-{{- printf "%s:%s" $repository $tag -}}
+{{- printf "%s:%s" $name (required "an image needs a tag or a digest" $image.tag) -}}
 {{- end -}}
 {{- end -}}
 
-{{/* Pod securityContext: the chart-wide one, with per-image user overrides
-     (dict "ctx" $ "override" (dict "runAsUser" 101)). */}}
-{{- define "tombstone-pipeline.podSecurityContext" -}}
-{{- $ctx := merge (deepCopy (default dict .override)) (deepCopy .ctx.Values.podSecurityContext) -}}
-{{- toYaml $ctx -}}
+{{/* An image's settings with the defaults filled in, as JSON (same argument as imageRef). */}}
+{{- define "tombstone-pipeline.imageSettings" -}}
+{{- $v := .ctx.Values -}}
+{{- $image := deepCopy (default dict .image) -}}
+{{- if .service -}}
+{{- $image = deepCopy (index $v.images .service) -}}
+{{- $_ := set $image "registry" (coalesce $image.registry $v.images.registry | default "") -}}
+{{- $_ := set $image "tag" (coalesce $image.tag $v.images.tag .ctx.Chart.AppVersion) -}}
+{{- $_ := set $image "pullPolicy" (coalesce $image.pullPolicy $v.images.pullPolicy | default "") -}}
+{{- end -}}
+{{- $_ := set $image "pullPolicy" (coalesce $image.pullPolicy $v.global.imagePullPolicy "IfNotPresent") -}}
+{{- toJson $image -}}
 {{- end -}}
 
-{{- define "tombstone-pipeline.containerSecurityContext" -}}
-{{- toYaml .Values.containerSecurityContext -}}
+{{/* The image and imagePullPolicy fields of a container (same argument as imageRef). */}}
+{{- define "tombstone-pipeline.imageFields" -}}
+image: {{ include "tombstone-pipeline.imageRef" . | quote }}
+imagePullPolicy: {{ (include "tombstone-pipeline.imageSettings" . | fromJson).pullPolicy }}
 {{- end -}}
 
-{{/* Pod spec fields every pod of the chart shares. */}}
+{{/* Pod template metadata: (dict "ctx" $ "component" "processor" "values" .Values.processor
+     "annotations" (dict …)). The component's podLabels and podAnnotations are added; the chart's
+     own labels and annotations win on a clash (selectors must keep matching). */}}
+{{- define "tombstone-pipeline.podMetadata" -}}
+{{- $labels := merge (include "tombstone-pipeline.labels" . | fromYaml) (deepCopy (default dict .values.podLabels)) -}}
+labels:
+  {{- toYaml $labels | nindent 2 }}
+{{- with merge (deepCopy (default dict .annotations)) (deepCopy (default dict .values.podAnnotations)) }}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/* Pod spec fields every pod of the chart shares: (dict "ctx" $ "values" .Values.processor).
+     The component's podSecurityContext is merged over the chart-wide one. */}}
 {{- define "tombstone-pipeline.podCommon" -}}
+{{- $v := default dict .values -}}
 enableServiceLinks: false
+serviceAccountName: {{ include "tombstone-pipeline.serviceAccountName" .ctx }}
+automountServiceAccountToken: false
 securityContext:
-  {{- include "tombstone-pipeline.podSecurityContext" . | nindent 2 }}
+  {{- merge (deepCopy (default dict $v.podSecurityContext)) (deepCopy .ctx.Values.podSecurityContext) | toYaml | nindent 2 }}
 {{- with .ctx.Values.imagePullSecrets }}
 imagePullSecrets:
   {{- toYaml . | nindent 2 }}
 {{- end }}
+{{- range $field := list "nodeSelector" "tolerations" "affinity" "topologySpreadConstraints" }}
+{{- with index $v $field }}
+{{ $field }}:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* A container's securityContext: (dict "ctx" $ "values" .Values.processor), the component's
+     containerSecurityContext merged over the chart-wide one. */}}
+{{- define "tombstone-pipeline.containerSecurityContext" -}}
+{{- merge (deepCopy (default dict .values.containerSecurityContext)) (deepCopy .ctx.Values.containerSecurityContext) | toYaml -}}
+{{- end -}}
+
+{{- define "tombstone-pipeline.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "tombstone-pipeline.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
 {{- end -}}
 
 {{/* ---- addresses ------------------------------------------------------------------------ */}}
 
 {{- define "tombstone-pipeline.redpandaName" -}}
 {{- include "tombstone-pipeline.componentName" (dict "ctx" . "component" "redpanda") -}}
+{{- end -}}
+
+{{/* Redpanda's readiness: its admin API says "ready" in the body (an exec command, JSON list). */}}
+{{- define "tombstone-pipeline.redpandaReady" -}}
+{{- list "sh" "-c" "curl --silent --fail --max-time 4 http://127.0.0.1:9644/v1/status/ready | grep -q '\"ready\"'" | toJson -}}
 {{- end -}}
 
 {{- define "tombstone-pipeline.bootstrapServers" -}}
@@ -187,6 +244,9 @@ imagePullSecrets:
   value: {{ .ctx.Values.topics.replicationFactor | quote }}
 - name: BROKER_WAIT_SECONDS
   value: {{ .ctx.Values.topicInit.brokerWaitSeconds | quote }}
+{{- with .ctx.Values.topicInit.extraEnv }}
+{{ toYaml . }}
+{{- end }}
 {{- end -}}
 
 {{/* The volumes and mounts of a read-only root filesystem: a writable /tmp. */}}
@@ -204,6 +264,12 @@ imagePullSecrets:
 {{- define "tombstone-pipeline.validate" -}}
 {{- if and (include "tombstone-pipeline.saslEnabled" .) .Values.redpanda.enabled (not .Values.kafka.bootstrapServers) -}}
 {{- fail "kafka SASL settings apply to an external broker: set kafka.bootstrapServers (and redpanda.enabled=false); the chart's dev-mode Redpanda has no SASL" -}}
+{{- end -}}
+{{- if and .Values.processor.autoscaling.enabled .Values.processor.keda.enabled -}}
+{{- fail "processor.autoscaling (HPA) and processor.keda (ScaledObject) both scale the processor: turn one off" -}}
+{{- end -}}
+{{- if and .Values.processor.keda.enabled (include "tombstone-pipeline.saslEnabled" .) (not .Values.processor.keda.authenticationRef) -}}
+{{- fail "processor.keda with a SASL broker needs processor.keda.authenticationRef (a TriggerAuthentication with the credentials)" -}}
 {{- end -}}
 {{- if and .Values.resonate.auth.enabled (not .Values.resonate.auth.existingSecret) -}}
 {{- fail "resonate.auth.enabled needs resonate.auth.existingSecret (keys: public key for the server, token for the processor)" -}}

@@ -41,8 +41,8 @@ def up() -> None:
 @app.command()
 def down() -> None:
     """Stop everything `up` started (data stays in .stack/ until `make clean`)."""
-    _guard(_stack().down)
-    typer.echo("stack stopped")
+    stopped = _guard(_stack().down)
+    typer.echo(f"stack stopped ({', '.join(stopped) or 'nothing was running'})")
 
 
 @app.command()
@@ -67,6 +67,26 @@ def kafka_jars() -> None:
     from devstack.kafka import ensure_jars
 
     typer.echo(_guard(lambda: ensure_jars(_stack().cache)))
+
+
+@app.command()
+def trace(
+    tombstone: Annotated[str, typer.Argument(help="Tombstone id (or trace id).")],
+    jaeger_url: Annotated[str | None, typer.Option("--jaeger", help="Jaeger query URL.")] = None,
+    lookback: Annotated[str, typer.Option(help="How far back to search, e.g. 1h, 24h.")] = "24h",
+) -> None:
+    """Print a tombstone's trace from Jaeger: span tree, durations, processors, errors."""
+    from rich.console import Console
+
+    from devstack.jaeger import Jaeger
+    from devstack.trace import find_trace, trace_tree
+
+    url = jaeger_url or Jaeger(_stack().home / "jaeger", _stack().root).query_url
+    found = _guard(lambda: find_trace(url, tombstone, lookback))
+    if found is None:
+        typer.secho(f"no trace of {tombstone} in Jaeger at {url} (last {lookback})", fg="red", err=True)
+        raise typer.Exit(1)
+    Console(soft_wrap=True).print(trace_tree(found))
 
 
 @app.command()

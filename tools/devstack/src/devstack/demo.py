@@ -14,8 +14,9 @@ from confluent_kafka import Consumer
 from rich.console import Console
 from rich.table import Table
 
-from devstack.procs import Managed, StackError
+from devstack.procs import Managed, StackError, wait_until
 from devstack.stack import Stack
+from devstack.trace import find_trace, trace_tree
 from tombstone_common.messages import ProcessedRecord
 
 DEADLINE_SECONDS = 300
@@ -55,10 +56,24 @@ def run_demo(stack: Stack, count: int, batch_interval: float) -> None:
         _summarise(records)
         if stack.jaeger is not None and records:
             _, slowest, trace_id = max(records, key=lambda r: r[1].batches)
-            console.print(
-                f"trace of {slowest.id} ({slowest.batches} batches): "
-                f"{stack.jaeger.query_url}/trace/{trace_id}  (JSON: {stack.jaeger.query_url}/api/traces/{trace_id})"
-            )
+            console.print(f"trace of {slowest.id} ({slowest.batches} batches), "
+                          f"JSON at {stack.jaeger.query_url}/api/traces/{trace_id}:")
+            _print_trace(stack.jaeger.query_url, trace_id)
+            console.print(f"[dim](while `make up` runs: make trace ID={slowest.id})[/dim]")
+
+
+def _print_trace(query_url: str, trace_id: str) -> None:
+    """The trace as a tree once its last span (the processed record's send) is in Jaeger."""
+    def complete() -> bool:
+        found = find_trace(query_url, trace_id)
+        return found is not None and any(s["operationName"].startswith("send processed") for s in found["spans"])
+
+    try:
+        wait_until(complete, 15, "the trace in Jaeger")
+    except StackError:
+        pass  # print what is there
+    if (found := find_trace(query_url, trace_id)) is not None:
+        console.print(trace_tree(found))
 
 
 def _bin(name: str) -> str:

@@ -52,6 +52,14 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str, alive: Call
     raise StackError(f"{what}: not ready after {timeout:.0f}s")
 
 
+def _zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] == "Z"
+
+
 @dataclass
 class Managed:
     """A background process with a pid file and a log file in ``run_dir``."""
@@ -168,7 +176,7 @@ class Managed:
             done, _ = os.waitpid(pid, os.WNOHANG)
             return done == 0
         except ChildProcessError:
-            return True
+            return not _zombie(pid)  # someone else's child: exited once it is a zombie
 
     def tail(self, lines: int = 20) -> str:
         try:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from devstack.jaeger import Jaeger
 from devstack.kafka import KafkaBroker
+from devstack.procs import Managed
 from devstack.resonate import ResonateServer, server_binary
 
 ENV_HEADER = "# written by `devstack up` for the local stack; delete it to stop this\n"
@@ -59,12 +60,25 @@ class Stack:
         self._write_env(env)
         return env
 
-    def down(self) -> None:
-        for component in reversed(self.components()):
-            component.stop()
+    def started(self) -> list[Managed]:
+        """Every process the stack started (``up``, the demo), found by its pid file under
+        ``.stack/`` — not by which binaries are on ``PATH`` now — in stop order: clients first,
+        the broker last."""
+        last = {"jaeger": 1, "resonate": 2, "kafka": 3}
+        pid_files = sorted(self.home.rglob("*.pid"), key=lambda path: (last.get(path.stem, 0), str(path)))
+        return [Managed(path.stem, path.parent) for path in pid_files]
+
+    def down(self) -> list[str]:
+        """Stop what the stack started; returns the names of those that were still running."""
+        stopped = []
+        for process in self.started():
+            if process.running():
+                stopped.append(process.name)
+            process.stop()
         env_file = self.root / ".env"
         if env_file.exists() and env_file.read_text().startswith(ENV_HEADER):
             env_file.unlink()
+        return stopped
 
     def status(self) -> dict[str, str]:
         resonate = self.resonate
