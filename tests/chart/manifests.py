@@ -23,10 +23,11 @@ from tests.chart.custom_resources import SCHEMAS, validate_custom_resource
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "tombstone-pipeline"
-# Every values file of the chart: "default" and the part after "values-" of the others.
+# Every values file of the chart: "default" and the part after "values-" of the others, and the
+# single-node cluster's (k8s/cluster/values.yaml, `make cluster-up`).
 VALUES = {"default": CHART / "values.yaml"} | {
     path.stem.removeprefix("values-"): path for path in sorted(CHART.glob("values-*.yaml"))
-}
+} | {"cluster": ROOT / "k8s" / "cluster" / "values.yaml"}
 RELEASE = "tomb"
 NAMESPACE = "pipeline"
 
