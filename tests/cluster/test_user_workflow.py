@@ -217,11 +217,32 @@ def test_one_trace_per_tombstone_and_no_finished_batch_runs_twice(release, scena
     first = {}
     for record in ours:
         first.setdefault(record["key"], record)
-    ledger: list[dict] = []  # one entry per delete attempt, as the simulated deleter's ledger has it
-    two_pods = 0
+    assert len(first) == TOMBSTONES
+
+    # Every tombstone's trace reaches Jaeger, from the producer's span on; the processors export
+    # theirs in batches, so a complete trace may lag its `processed` record by a few seconds.
+    traces = {}
     for tombstone_id, record in first.items():
         trace_id = record["traceparent"].split("-")[1]
-        trace = wait_for(lambda: complete(jaeger_trace(kube, jaeger, trace_id)), 60, f"trace of {tombstone_id}", every=0.5)
+        traces[tombstone_id] = wait_for(lambda: has_span(jaeger_trace(kube, jaeger, trace_id), "send tombstones"),
+                                        60, f"trace of {tombstone_id}", every=0.5)
+    def incomplete():
+        for tombstone_id in [t for t, trace in traces.items() if not has_span(trace, "send processed")]:
+            traces[tombstone_id] = jaeger_trace(kube, jaeger, first[tombstone_id]["traceparent"].split("-")[1])
+        return [t for t, trace in traces.items() if not has_span(trace, "send processed")]
+    try:
+        wait_for(lambda: not incomplete(), 30, "every trace complete")
+    except AssertionError:
+        pass  # judged below: only spans still in a force-deleted pod's export buffer may be missing
+    missing = incomplete()
+    killed = {kill.pid for kill in scenario.kills if kill.how == "SIGKILL"}
+    print(f"traces: {len(traces)} for {TOMBSTONES} tombstones; {len(missing)} without their last span, "
+          "lost in the export buffer of the force-deleted pod" if missing else f"traces: {len(traces)}, all complete")
+    assert all(first[t]["value"]["processor"] in killed for t in missing), [first[t]["value"]["processor"] for t in missing]
+
+    ledger: list[dict] = []  # one entry per delete attempt, as the simulated deleter's ledger has it
+    two_pods = 0
+    for tombstone_id, trace in traces.items():
         pods = set()
         for span in trace["spans"]:
             if span["operationName"] != "delete_batch":
@@ -238,15 +259,14 @@ def test_one_trace_per_tombstone_and_no_finished_batch_runs_twice(release, scena
         print(line)
     print(f"traces with spans from two pods: {two_pods}")
     assert not verdict.lost
-    assert len(first) == TOMBSTONES
     if durable:
         assert verdict.unexplained_redos == [], "only a step in flight at a kill may run again"
         assert two_pods > 0, "a resumed workflow's trace holds spans from two pods"
 
 
-def complete(trace: dict | None) -> dict | None:
+def has_span(trace: dict | None, prefix: str) -> dict | None:
     names = {span["operationName"] for span in (trace or {}).get("spans", [])}
-    return trace if any(n.startswith("send ") and "processed" in n for n in names) else None
+    return trace if any(n.startswith(prefix) for n in names) else None
 
 
 def test_helm_uninstall_removes_every_workload(release):
