@@ -258,6 +258,12 @@ def test_one_trace_per_tombstone_and_no_finished_batch_runs_twice(release, scena
     for line in verdict.lines(scenario.kills):
         print(line)
     print(f"traces with spans from two pods: {two_pods}")
+    killed_at = {kill.pid: (kill.how, kill.at) for kill in scenario.kills}
+    for tombstone_id, batch in verdict.unexplained_redos:
+        runs = sorted((e["at"], e["pid"]) for e in ledger if e["id"] == tombstone_id and e["batch"] == batch and e["ok"])
+        print(f"  batch {batch} of {tombstone_id} ran {len(runs)} times: " + "; ".join(
+            f"{pod} at {at:.2f}" + (f" ({killed_at[pod][0]} at {killed_at[pod][1]:.2f})" if pod in killed_at else "")
+            for at, pod in runs))
     assert not verdict.lost
     if durable:
         assert verdict.unexplained_redos == [], "only a step in flight at a kill may run again"
