@@ -18,8 +18,8 @@ from matplotlib.axes import Axes
 
 from bench.report import Section, fmt
 from bench.stack import REPO, Stack
-from tests.support.faults import percentile
-from tests.support.processes import clean_environ
+from harness.processes import clean_environ
+from harness.stats import percentile
 from tombstone_common.messages import Tombstone
 from tombstone_producer.produce import new_ids
 

@@ -11,8 +11,9 @@ from devstack.procs import wait_until
 from matplotlib.axes import Axes
 
 from bench.report import Section
-from bench.stack import Stack, gauge, rss_kib
-from tests.support.pipeline import read_ledger
+from bench.stack import Stack, gauge
+from harness.ledger import read_ledger
+from harness.procfs import rss_kib
 from tombstone_common.messages import Tombstone
 from tombstone_producer.produce import new_ids
 

@@ -21,8 +21,8 @@ from matplotlib.axes import Axes
 
 from bench.report import Section, fmt
 from bench.stack import TIMER_POLL_MS, Stack, gauge
-from tests.support.pipeline import read_ledger
-from tests.support.faults import Kill, percentile, resume_delays
+from harness.ledger import Kill, read_ledger, resume_delays
+from harness.stats import percentile
 from tombstone_common.messages import Tombstone
 from tombstone_producer.produce import new_ids
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from devstack.kafka import KafkaBroker
 from devstack.resonate import ResonateServer, server_binary
-from tests.support.kafka import read_until
-from tests.support.pipeline import create_topics, send_tombstones
-from tests.support.processes import ProcessorProcess, metric
+from harness.kafka import read_until
+from harness.processes import ProcessorProcess, metric
+from harness.topics import create_topics, send_tombstones
 from tombstone_common.messages import ProcessedRecord, Tombstone
 
 REPO = Path(__file__).resolve().parent.parent
@@ -114,14 +114,6 @@ def gauge(processor: ProcessorProcess, name: str) -> float:
     """A metric of a running processor; -1 when it does not answer (busy or gone)."""
     value = metric(processor.metrics(), name)
     return -1.0 if value is None else value
-
-
-def rss_kib(pid: int) -> int:
-    """Resident set size of ``pid`` from /proc (VmRSS, KiB)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
 @contextmanager
