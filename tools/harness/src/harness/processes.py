@@ -37,6 +37,7 @@ class ProcessorProcess:
         self.process = Managed(f"processor-{name}", run_dir)
         self.starts = 0
         self.pids: list[int] = []
+        self.command = [str(BIN / "record-processor")]  # a profiler may wrap it
 
     @property
     def url(self) -> str:
@@ -54,7 +55,7 @@ class ProcessorProcess:
         ready = lambda: http_get(self.url + "/readyz")[0] == 200  # noqa: E731
         # Only ``env``, run in ``run_dir``: nothing of the caller's environment or .env leaks in.
         self.process.start(
-            [str(BIN / "record-processor")], ready, timeout, env=env, cwd=self.process.run_dir, inherit_env=False
+            self.command, ready, timeout, env=env, cwd=self.process.run_dir, inherit_env=False
         )
         self.pids.append(self.process.pid() or 0)
 
