@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from confluent_kafka import Consumer, Producer, TopicPartition
 from matplotlib.axes import Axes
 
-from bench.report import Section
+from bench.report import Section, plot_cdf
 from bench.stack import Stack
 from harness.ledger import read_ledger
 from harness.stats import percentile
@@ -130,8 +130,7 @@ def run(stack: Stack) -> Section:
 
     def plot(ax: Axes) -> None:
         for r in results:
-            ordered = sorted(1000 * v for v in r.total)
-            ax.plot(ordered, [(i + 1) / len(ordered) for i in range(len(ordered))], label=r.worker)
+            plot_cdf(ax, [1000 * v for v in r.total], r.worker)
         ax.axvline(TARGET_P50_MS, color="grey", linestyle=":", label=f"p50 target {TARGET_P50_MS} ms")
         ax.set_xscale("log")
         ax.set_xlabel("produce → processed received (ms)")

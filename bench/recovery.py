@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from devstack.procs import wait_until
 from matplotlib.axes import Axes
 
-from bench.report import Section, fmt
+from bench.report import Section, fmt, plot_cdf
 from bench.stack import REJECTED, TIMER_POLL_MS, Stack, gauge, server_requests
 from harness.ledger import Kill, read_ledger, resume_delays
 from harness.stats import percentile
@@ -107,9 +107,8 @@ def run(stack: Stack) -> Section:
 
     def plot(ax: Axes) -> None:
         for r in results:
-            ordered = sorted(r.delays)
             sleep = f", {r.interval:g} s sleeps" if r.interval else ""
-            ax.plot(ordered, [(i + 1) / len(ordered) for i in range(len(ordered))], label=f"K = {r.count}{sleep}")
+            plot_cdf(ax, r.delays, f"K = {r.count}{sleep}")
         ax.axvline(TTL_SECONDS, color="grey", linestyle=":", label=f"lease (TTL) {TTL_SECONDS} s")
         ax.set_xlabel("seconds from SIGKILL to the next step on the survivor")
         ax.set_ylabel("fraction of workflows resumed")
