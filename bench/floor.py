@@ -1,7 +1,8 @@
 """Scenario — the floor: the pipeline beside bare resonate-sdk running the same workflow shape.
 
 Both sides run 1-batch work with no sleeps against the same Resonate server, under the same
-concurrency bound, one after the other in the same run:
+concurrency bound, taking turns in the same run (a quarter of the work at a time, so a change in
+the machine's load hits both):
 
 * the floor: ``bench.floor_client`` — a delete step and a publish step per workflow, started and
   followed as the processor's dispatcher does, no Kafka, no tracing;
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import json
 import sys
-import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass
 
@@ -36,6 +37,8 @@ WORKFLOWS = 2000
 MAX_IN_FLIGHT = 100  # PROCESSOR_MAX_IN_FLIGHT's default, and the floor's bound
 PARTITIONS = 8
 WARM_UP = 20
+ROUNDS = 4  # floor and pipeline alternate, WORKFLOWS / ROUNDS at a time
+FLOOR, PIPELINE = "bare resonate-sdk (floor)", "the pipeline, 1 processor"
 TIMEOUT = 300.0
 TARGET_THROUGHPUT, TARGET_CPU = 0.90, 1.2
 PROCESSES = ("client", "server", "broker")
@@ -56,6 +59,13 @@ class Run:
     def cpu_ms(self, process: str) -> float:
         return 1000 * self.cpu.get(process, 0.0) / self.workflows
 
+    @classmethod
+    def total(cls, runs: list[Run]) -> Run:
+        return cls(
+            runs[0].name, sum(r.workflows for r in runs), sum(r.seconds for r in runs),
+            {p: sum(r.cpu.get(p, 0.0) for r in runs) for p in PROCESSES}, sum((r.requests for r in runs), Counter()),
+        )
+
     def requests_per_workflow(self) -> float:
         return sum(self.requests.values()) / self.workflows
 
@@ -67,21 +77,22 @@ def _pids(stack: Stack) -> dict[str, int]:
     return pids  # type: ignore[return-value]
 
 
-def floor(stack: Stack) -> Run:
-    result = stack.run_dir / "floor.json"
+def floor_round(stack: Stack, number: int, count: int) -> Run:
+    result = stack.run_dir / f"floor-{number}.json"
     watched = ",".join(f"{name}={pid}" for name, pid in _pids(stack).items())
+    run_id = f"bench-floor-{uuid.uuid4().hex[:6]}"
     env = {
         **clean_environ(),
         "PYTHONPATH": str(REPO),
         "RESONATE_URL": stack.server.url,  # type: ignore[union-attr]
-        "RESONATE_GROUP": f"bench-floor-{time.time_ns()}",
-        "FLOOR_PREFIX": f"bench-floor-{time.time_ns()}",
-        "FLOOR_WORKFLOWS": str(WORKFLOWS),
+        "RESONATE_GROUP": run_id,
+        "FLOOR_PREFIX": run_id,
+        "FLOOR_WORKFLOWS": str(count),
         "FLOOR_MAX_IN_FLIGHT": str(MAX_IN_FLIGHT),
         "BENCH_RESULT_FILE": str(result),
         "BENCH_WATCH_PIDS": watched,
     }
-    client = Managed("floor-client", stack.run_dir)
+    client = Managed(f"floor-client-{number}", stack.run_dir)
     before = server_requests(stack)
     client.spawn([sys.executable, "-m", "bench.floor_client"], env=env, cwd=stack.run_dir, inherit_env=False)
     try:
@@ -91,28 +102,38 @@ def floor(stack: Stack) -> Run:
     if client.returncode != 0 or not result.exists():
         raise RuntimeError(f"floor client exited with {client.returncode}:\n{client.tail()}")
     measured = json.loads(result.read_text())
-    # The client's own count includes its warm-up; the warm-up's requests are few and alike.
+    # The count includes the client's warm-up: a few requests, the same kinds.
     requests = server_requests(stack) - before
-    return Run("bare resonate-sdk (floor)", measured["workflows"], measured["seconds"], measured["cpu_seconds"], requests)
+    return Run(FLOOR, measured["workflows"], measured["seconds"], measured["cpu_seconds"], requests)
 
 
-def pipeline(stack: Stack) -> Run:
+def pipeline_round(stack: Stack, names: dict[str, str], pids: dict[str, int], number: int, count: int) -> Run:
+    work = [Tombstone(id=tid, batches=1) for tid in new_ids(count, f"{names['TOPIC_TOMBSTONES']}-{number}")]
+    before, requests = {name: cpu_seconds(pid) for name, pid in pids.items()}, server_requests(stack)
+    sent = stack.produce(names, work)
+    done = stack.completions(names, [t.id for t in work], TIMEOUT)
+    cpu = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
+    requests = server_requests(stack) - requests
+    last = max(record.completed_at.timestamp() for record in done.values())
+    return Run(PIPELINE, count, last - sent, cpu, requests)
+
+
+def measure(stack: Stack) -> tuple[Run, Run]:
+    """The floor and the pipeline take turns, so a change in the machine's load hits both."""
     names = stack.topics("floor-pipeline", partitions=PARTITIONS)
     env = stack.env(names, DELETE_BATCH_INTERVAL_SECONDS=0, PROCESSOR_MAX_IN_FLIGHT=MAX_IN_FLIGHT)
+    floors: list[Run] = []
+    pipelines: list[Run] = []
     with stack.processors(env, 1, "floor-p") as [processor]:
         wait_until(lambda: gauge(processor, "tombstones_partitions_assigned") == PARTITIONS, 60, "partitions assigned")
         warm = [Tombstone(id=tid, batches=1) for tid in new_ids(WARM_UP, f"{names['TOPIC_TOMBSTONES']}-warm")]
         stack.produce(names, warm)
         stack.completions(names, [t.id for t in warm], TIMEOUT)
         pids = {"client": processor.pid, **_pids(stack)}
-        work = [Tombstone(id=tid, batches=1) for tid in new_ids(WORKFLOWS, names["TOPIC_TOMBSTONES"])]
-        before, requests = {name: cpu_seconds(pid) for name, pid in pids.items()}, server_requests(stack)
-        sent = stack.produce(names, work)
-        done = stack.completions(names, [t.id for t in work], TIMEOUT)
-        cpu = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
-        requests = server_requests(stack) - requests
-    last = max(record.completed_at.timestamp() for record in done.values())
-    return Run("the pipeline, 1 processor", WORKFLOWS, last - sent, cpu, requests)
+        for number in range(ROUNDS):
+            floors.append(floor_round(stack, number, WORKFLOWS // ROUNDS))
+            pipelines.append(pipeline_round(stack, names, pids, number, WORKFLOWS // ROUNDS))
+    return Run.total(floors), Run.total(pipelines)
 
 
 def _kinds(run: Run) -> str:
@@ -122,8 +143,7 @@ def _kinds(run: Run) -> str:
 def run(stack: Stack) -> Section:
     if not stack.durable:
         return Section(TITLE, "skipped: the floor is measured against a Resonate server (none here)", [], [])
-    base = floor(stack)
-    pipe = pipeline(stack)
+    base, pipe = measure(stack)
     throughput = pipe.per_second / base.per_second
     cpu = pipe.cpu_ms("client") / base.cpu_ms("client")
     rows = [
@@ -159,7 +179,8 @@ def run(stack: Stack) -> Section:
         title=TITLE,
         settings=(
             f"{WORKFLOWS} workflows of one delete step + one publish step, no sleeps, at most {MAX_IN_FLIGHT} "
-            f"in flight, same Resonate server, one after the other. Floor: `bench/floor_client.py` (bare "
+            f"in flight, same Resonate server; the two take turns, {WORKFLOWS // ROUNDS} workflows at a time, "
+            f"so a change in the machine's load hits both. Floor: `bench/floor_client.py` (bare "
             f"resonate-sdk, no Kafka, no tracing), first start → last result. Pipeline: 1 `record-processor`, "
             f"{PARTITIONS} partitions, first send → last completion. CPU = utime + stime from `/proc/<pid>/stat` "
             f"over the same span; requests from the server's log."
