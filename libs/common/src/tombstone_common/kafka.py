@@ -60,10 +60,7 @@ class AsyncProducer:
     """An idempotent producer whose :meth:`send` resolves once the broker acknowledged."""
 
     def __init__(self, settings: KafkaSettings, **extra: Any) -> None:
-        # Every send is awaited by the step that makes it, so lingering for a fuller batch only
-        # delays the step (5 ms each at low load); under load, records that queue while a
-        # request is in flight still leave together.
-        self._producer = Producer(producer_config(settings, **{"linger.ms": 0, **extra}))
+        self._producer = Producer(producer_config(settings, **extra))
         self._closed = threading.Event()
         self._poller = threading.Thread(target=self._poll, name="kafka-producer-poll", daemon=True)
         self._poller.start()
