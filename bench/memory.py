@@ -8,9 +8,11 @@ run its first batch.
 
 from __future__ import annotations
 
+import contextlib
 import time
+from pathlib import Path
 
-from devstack.procs import wait_until
+from devstack.procs import StackError, wait_until
 from matplotlib.axes import Axes
 
 from bench.report import Section
@@ -27,20 +29,33 @@ INTERVAL = 1800.0  # one durable sleep after the first batch outlasts the scenar
 BATCHES = 10_000
 MAX_IN_FLIGHT = 10_500
 TIMEOUT = 600.0
+STARTED_TIMEOUT = 240.0
 TARGET_MIB = 300  # at 10,000 in flight
 IDLE_SECONDS = 10.0  # CPU is sampled over this long once a step's workflows are all asleep
+# resonate-sdk drops the task that comes with a durable sleep's timer and lets its lease lapse;
+# the server then offers it again, once per lease, for as long as the workflow sleeps. With the
+# default 15 s lease and thousands asleep, those re-acquires (and the processor's listener
+# refresh every 10 s) saturate the server and starve new hand-offs, so this scenario uses a
+# long lease: it measures memory, not recovery.
+TTL_SECONDS = 300
+
+
+def _lines(path: Path) -> int:
+    return path.read_bytes().count(b"\n") if path.exists() else 0
 
 
 def run(stack: Stack) -> Section:
     names = stack.topics("memory", partitions=4)
     ledger = stack.ledger_path(names)
     env = stack.env(
-        names, DELETE_BATCH_INTERVAL_SECONDS=INTERVAL, PROCESSOR_MAX_IN_FLIGHT=MAX_IN_FLIGHT, DELETE_LEDGER_PATH=ledger
+        names, DELETE_BATCH_INTERVAL_SECONDS=INTERVAL, PROCESSOR_MAX_IN_FLIGHT=MAX_IN_FLIGHT, DELETE_LEDGER_PATH=ledger,
+        RESONATE_TTL_SECONDS=TTL_SECONDS,
     )
     ids = new_ids(max(STEPS), names["TOPIC_TOMBSTONES"])
     rss: list[int] = []
     server_rss: list[int] = []
     idle_cpu: list[tuple[float, float]] = []  # (processor, server) CPU share while all sleep
+    ran: list[int] = []  # workflows that had run their first batch when RSS was read
     server = stack.server.process.pid() if stack.server is not None else None
     with stack.processors(env, 1, "mem") as [processor]:
         pid = processor.pid
@@ -51,10 +66,13 @@ def run(stack: Stack) -> Section:
             stack.produce(names, [Tombstone(id=tid, batches=BATCHES) for tid in ids[sent:target]])
             sent = target
             in_flight = lambda n=target: gauge(processor, "tombstones_in_flight") == n  # noqa: E731
-            started = lambda n=target: len({e["id"] for e in read_ledger(ledger)}) >= n  # noqa: E731
+            # one ledger line per first batch (no errors, long sleeps): cheap to count while waiting
+            started = lambda n=target: _lines(ledger) >= n  # noqa: E731
             wait_until(in_flight, TIMEOUT, f"{target} workflows in flight")
-            wait_until(started, TIMEOUT, f"{target} workflows ran their first batch")
+            with contextlib.suppress(StackError):  # measured anyway; the row says how many ran
+                wait_until(started, STARTED_TIMEOUT, f"{target} workflows ran their first batch")
             rss.append(rss_kib(pid))
+            ran.append(len({e["id"] for e in read_ledger(ledger)}))
             server_rss.append(rss_kib(server) if server is not None else 0)
             before = [cpu_seconds(p) for p in watched]
             time.sleep(IDLE_SECONDS)  # a measuring window, not a synchronisation
@@ -64,9 +82,9 @@ def run(stack: Stack) -> Section:
     rows = [
         [
             str(n), f"**{kib / 1024:.1f}**", f"{(kib - base) / 1024:+.1f}", f"{(kib - base) / n:.1f}" if n else "",
-            f"{kib / base:.2f}×", f"{srv / 1024:.1f}", f"{cpu[0]:.0%}", f"{cpu[1]:.0%}",
+            f"{kib / base:.2f}×", str(started), f"{srv / 1024:.1f}", f"{cpu[0]:.0%}", f"{cpu[1]:.0%}",
         ]
-        for n, kib, srv, cpu in zip(STEPS, rss, server_rss, idle_cpu)
+        for n, kib, started, srv, cpu in zip(STEPS, rss, ran, server_rss, idle_cpu)
     ]
     at_most = rss[-1] / 1024
     verdict = (
@@ -86,11 +104,12 @@ def run(stack: Stack) -> Section:
         title=TITLE,
         settings=(
             f"1 processor, PROCESSOR_MAX_IN_FLIGHT={MAX_IN_FLIGHT}, tombstones of {BATCHES} batches with "
-            f"DELETE_BATCH_INTERVAL_SECONDS={INTERVAL} (in flight for the whole scenario); RSS from "
-            f"/proc/<pid>/status once each workflow has run its first batch; then CPU (share of one core) of the "
+            f"DELETE_BATCH_INTERVAL_SECONDS={INTERVAL} (in flight for the whole scenario), "
+            f"RESONATE_TTL_SECONDS={TTL_SECONDS}; RSS from "
+            f"/proc/<pid>/status once each workflow has run its first batch (or after {STARTED_TIMEOUT:.0f} s; the row says how many had); then CPU (share of one core) of the "
             f"processor and the server over {IDLE_SECONDS:.0f} s while every workflow sleeps."
         ),
-        header=["in flight", "processor RSS (MiB)", "vs 0 (MiB)", "KiB per workflow", "vs 0",
+        header=["in flight", "processor RSS (MiB)", "vs 0 (MiB)", "KiB per workflow", "vs 0", "ran 1st batch",
                 "server RSS (MiB)", "processor CPU while asleep", "server CPU while asleep"],
         rows=rows,
         verdict=verdict,
