@@ -1,4 +1,4 @@
-"""Scenario 1 — head-of-line blocking.
+"""Scenario — head-of-line blocking.
 
 One partition. First 100 short tombstones alone, then one long tombstone followed by the same
 100 short ones; the same worker handles both phases. A short job's delay is its completion time
@@ -8,20 +8,17 @@ at p50 and p99. The processor is compared with ``bench.baseline`` (one message a
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
-from devstack.procs import Managed
 from matplotlib.axes import Axes
 
 from bench.report import Section, fmt
-from bench.stack import REPO, Stack
-from tests.support.faults import percentile
-from tests.support.processes import clean_environ
+from bench.stack import Stack
+from harness.stats import percentile
 from tombstone_common.messages import Tombstone
 from tombstone_producer.produce import new_ids
+
+TITLE = "4. Head-of-line blocking"
 
 SHORT = 100
 LONG_BATCHES = 30
@@ -41,30 +38,6 @@ class Delays:
         return percentile(self.behind_long, q) / percentile(self.alone, q)
 
 
-@contextmanager
-def processor(stack: Stack, names: dict[str, str]) -> Iterator[None]:
-    env = stack.env(names, DELETE_BATCH_INTERVAL_SECONDS=INTERVAL, PROCESSOR_MAX_IN_FLIGHT=2 * SHORT)
-    with stack.processors(env, 1, "hol-p"):
-        yield
-
-
-@contextmanager
-def baseline(stack: Stack, names: dict[str, str]) -> Iterator[None]:
-    ready = stack.run_dir / f"{names['KAFKA_CONSUMER_GROUP']}.ready"
-    env = stack.env(
-        names, DELETE_BATCH_INTERVAL_SECONDS=INTERVAL, PROCESSOR_NAME="baseline", BENCH_READY_FILE=ready
-    )
-    worker = Managed("baseline", stack.run_dir)
-    env = {**clean_environ(), **env, "PYTHONPATH": str(REPO)}
-    worker.start(
-        [sys.executable, "-m", "bench.baseline"], ready.exists, 60, env=env, cwd=stack.run_dir, inherit_env=False
-    )
-    try:
-        yield
-    finally:
-        worker.stop(timeout=5)
-
-
 def delays(stack: Stack, names: dict[str, str], prefix: str, head: list[Tombstone]) -> list[float]:
     shorts = [Tombstone(id=tid, batches=1) for tid in new_ids(SHORT, prefix)]
     sent = stack.produce(names, head + shorts)
@@ -74,8 +47,8 @@ def delays(stack: Stack, names: dict[str, str], prefix: str, head: list[Tombston
 
 def measure(stack: Stack, worker: str) -> Delays:
     names = stack.topics(f"hol-{worker}", partitions=1)
-    run = processor if worker == "processor" else baseline
-    with run(stack, names):
+    env = stack.env(names, DELETE_BATCH_INTERVAL_SECONDS=INTERVAL, PROCESSOR_MAX_IN_FLIGHT=2 * SHORT)
+    with stack.processors(env, 1, "hol-p") if worker == "processor" else stack.baseline(env):
         warm = [Tombstone(id=tid, batches=1) for tid in new_ids(WARM_UP, f"{names['TOPIC_TOMBSTONES']}-warm")]
         stack.produce(names, warm)
         stack.completions(names, [t.id for t in warm], TIMEOUT)
@@ -110,10 +83,10 @@ def run(stack: Stack) -> Section:
         ax.set_xticks(range(1, 5), labels, fontsize=8)
         ax.set_yscale("log")
         ax.set_ylabel("short job completion delay (s)")
-        ax.set_title(f"1. Head-of-line: {SHORT} short jobs, alone vs behind a long one")
+        ax.set_title(f"{TITLE[:2]} Head-of-line: {SHORT} short jobs, alone vs behind a long one")
 
     return Section(
-        title="1. Head-of-line blocking",
+        title=TITLE,
         settings=(
             f"1 partition; {SHORT} short tombstones (1 batch) alone, then behind one long tombstone "
             f"({LONG_BATCHES} batches, DELETE_BATCH_INTERVAL_SECONDS={INTERVAL}); delay = completion − "

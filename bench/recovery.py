@@ -1,4 +1,4 @@
-"""Scenario 3 — recovery latency after a SIGKILL.
+"""Scenario — recovery latency after a SIGKILL.
 
 Processor A takes K long tombstones (all handed off, each has run a batch); processor B joins
 the same groups; A is SIGKILLed. From the delete ledger: for every workflow whose last step
@@ -12,19 +12,20 @@ no lease; the extra row shows those resume when their sleep ends, on whichever p
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 
 from devstack.procs import wait_until
 from matplotlib.axes import Axes
 
-from bench.report import Section, fmt
-from bench.stack import TIMER_POLL_MS, Stack, gauge
-from tests.support.pipeline import read_ledger
-from tests.support.faults import Kill, percentile, resume_delays
+from bench.report import Section, fmt, plot_cdf
+from bench.stack import REJECTED, TIMER_POLL_MS, Stack, gauge, server_requests
+from harness.ledger import Kill, read_ledger, resume_delays
+from harness.stats import percentile
 from tombstone_common.messages import Tombstone
 from tombstone_producer.produce import new_ids
+
+TITLE = "5. Recovery after SIGKILL"
 
 TTL_SECONDS = 5  # RESONATE_TTL_SECONDS: the task lease a dead processor's workflows wait out
 # (K workflows in flight, DELETE_BATCH_INTERVAL_SECONDS)
@@ -32,7 +33,6 @@ CASES = ((10, 0.0), (100, 0.0), (100, 1.0))
 SESSION_TIMEOUT_MS = 6000
 BATCHES = 10_000  # never finish during the scenario
 RESUME_TIMEOUT = 90.0
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 @dataclass
@@ -74,15 +74,13 @@ def recover(stack: Stack, count: int, interval: float) -> Recovery:
 
 def heartbeats(stack: Stack) -> tuple[int, int]:
     """(rejected, all) ``task.heartbeat`` requests the server has logged so far."""
-    assert stack.server is not None
-    log = ANSI.sub("", stack.server.process.log_file.read_text(errors="replace"))
-    return log.count("Request rejected kind=task.heartbeat"), log.count("Received request kind=task.heartbeat")
+    kind = "task.heartbeat"
+    return server_requests(stack, REJECTED)[kind], server_requests(stack)[kind]
 
 
 def run(stack: Stack) -> Section:
-    title = "3. Recovery after SIGKILL"
     if not stack.durable:
-        return Section(title, "skipped: local mode is not durable (no Resonate server binary)", [], [])
+        return Section(TITLE, "skipped: local mode is not durable (no Resonate server binary)", [], [])
     before = heartbeats(stack)
     results = [recover(stack, count, interval) for count, interval in CASES]
     after = heartbeats(stack)
@@ -109,17 +107,16 @@ def run(stack: Stack) -> Section:
 
     def plot(ax: Axes) -> None:
         for r in results:
-            ordered = sorted(r.delays)
             sleep = f", {r.interval:g} s sleeps" if r.interval else ""
-            ax.plot(ordered, [(i + 1) / len(ordered) for i in range(len(ordered))], label=f"K = {r.count}{sleep}")
+            plot_cdf(ax, r.delays, f"K = {r.count}{sleep}")
         ax.axvline(TTL_SECONDS, color="grey", linestyle=":", label=f"lease (TTL) {TTL_SECONDS} s")
         ax.set_xlabel("seconds from SIGKILL to the next step on the survivor")
         ax.set_ylabel("fraction of workflows resumed")
-        ax.set_title("3. Recovery after SIGKILL of one of two processors")
+        ax.set_title(f"{TITLE[:2]} Recovery after SIGKILL of one of two processors")
         ax.legend()
 
     return Section(
-        title=title,
+        title=TITLE,
         settings=(
             f"2 processors; K long tombstones in flight on the victim; RESONATE_TTL_SECONDS={TTL_SECONDS} "
             f"(task lease), KAFKA_SESSION_TIMEOUT_MS={SESSION_TIMEOUT_MS}, server timer poll {TIMER_POLL_MS} ms. "

@@ -34,6 +34,12 @@ def fmt(seconds: float) -> str:
     return f"{seconds:.3f}" if seconds < 1 else f"{seconds:.2f}"
 
 
+def plot_cdf(ax: Axes, values: list[float], label: str) -> None:
+    """The share of ``values`` at or below each value (an empirical CDF)."""
+    ordered = sorted(values)
+    ax.plot(ordered, [(i + 1) / len(ordered) for i in range(len(ordered))], label=label)
+
+
 def failed(title: str, error: BaseException) -> Section:
     return Section(title, f"**failed**: {type(error).__name__}: {str(error)[:600]}", [], [], failed=True)
 

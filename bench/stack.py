@@ -6,18 +6,22 @@ on free loopback ports; each scenario gets its own topics, consumer group and Re
 
 from __future__ import annotations
 
+import re
+import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from devstack.kafka import KafkaBroker
+from devstack.procs import Managed
 from devstack.resonate import ResonateServer, server_binary
-from tests.support.kafka import read_until
-from tests.support.pipeline import create_topics, send_tombstones
-from tests.support.processes import ProcessorProcess, metric
+from harness.kafka import read_until
+from harness.processes import ProcessorProcess, clean_environ, metric
+from harness.topics import create_topics, send_tombstones
 from tombstone_common.messages import ProcessedRecord, Tombstone
 
 REPO = Path(__file__).resolve().parent.parent
@@ -110,18 +114,36 @@ class Stack:
                 processor.kill()
 
 
+    @contextmanager
+    def baseline(self, env: dict[str, str]) -> Iterator[None]:
+        """``bench.baseline`` (one message at a time) with a processor's ``env``; stopped on the way out."""
+        ready = self.run_dir / f"{env['KAFKA_CONSUMER_GROUP']}.ready"
+        worker = Managed("baseline", self.run_dir)
+        env = {**clean_environ(), **env, "PROCESSOR_NAME": "baseline", "BENCH_READY_FILE": str(ready), "PYTHONPATH": str(REPO)}
+        worker.start(
+            [sys.executable, "-m", "bench.baseline"], ready.exists, 60, env=env, cwd=self.run_dir, inherit_env=False
+        )
+        try:
+            yield
+        finally:
+            worker.stop(timeout=5)
+
+
 def gauge(processor: ProcessorProcess, name: str) -> float:
     """A metric of a running processor; -1 when it does not answer (busy or gone)."""
     value = metric(processor.metrics(), name)
     return -1.0 if value is None else value
 
 
-def rss_kib(pid: int) -> int:
-    """Resident set size of ``pid`` from /proc (VmRSS, KiB)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for pid {pid}")
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+RECEIVED, REJECTED = "Received request", "Request rejected"
+
+
+def server_requests(stack: Stack, outcome: str = RECEIVED) -> Counter[str]:
+    """Requests the Resonate server has logged so far, by kind (``task.create``, …)."""
+    assert stack.server is not None
+    log = ANSI.sub("", stack.server.process.log_file.read_text(errors="replace"))
+    return Counter(re.findall(re.escape(outcome) + r" kind=([\w.]+)", log))
 
 
 @contextmanager

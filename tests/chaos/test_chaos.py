@@ -14,10 +14,13 @@ import time
 
 import pytest
 
-from tests.support.faults import Kill, judge, percentile
-from tests.support.kafka import read_all, read_until
-from tests.support.pipeline import create_topics, read_ledger, send_tombstones
-from tests.support.processes import ProcessorProcess, durable_env
+from harness.kafka import read_all, read_until
+from harness.ledger import Kill, read_ledger
+from harness.processes import ProcessorProcess
+from harness.stats import percentile
+from harness.topics import create_topics, send_tombstones
+from tests.support.faults import judge
+from tests.support.processes import durable_env
 from tombstone_common.messages import Tombstone
 from tombstone_producer.produce import new_ids
 

@@ -10,18 +10,14 @@ from collections import Counter
 
 import pytest
 
-from devstack.procs import wait_until
-from tests.support.faults import Kill, judge
-from tests.support.kafka import read_all, read_until
-from tests.support.pipeline import (
-    create_topics,
-    processor_settings,
-    read_ledger,
-    running_processor,
-    send_tombstones,
-    successful_batches,
-)
-from tests.support.processes import ProcessorProcess, durable_env, http_get, metric
+from devstack.procs import http_get, wait_until
+from harness.kafka import read_all, read_until
+from harness.ledger import Kill, read_ledger
+from harness.processes import ProcessorProcess, metric
+from harness.topics import create_topics, send_tombstones
+from tests.support.faults import judge
+from tests.support.pipeline import processor_settings, running_processor, successful_batches
+from tests.support.processes import durable_env
 from tombstone_common.messages import Tombstone
 from tombstone_producer.produce import new_ids
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from devstack.procs import free_port, wait_until
-from tests.support.kafka import read_until
-from tests.support.processes import BIN, clean_environ, http_get, metric
+from devstack.procs import free_port, http_get, wait_until
+from harness.kafka import read_until
+from harness.processes import BIN, clean_environ, metric
 
 pytestmark = pytest.mark.e2e
 

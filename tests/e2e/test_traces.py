@@ -8,10 +8,11 @@ from collections import Counter
 
 import pytest
 
-from devstack.procs import wait_until
-from tests.support.kafka import produce_raw, read_until
-from tests.support.processes import BIN, ProcessorProcess, clean_environ, http_get, metric
-from tests.support.pipeline import create_topics, read_ledger
+from devstack.procs import http_get, wait_until
+from harness.kafka import produce_raw, read_until
+from harness.ledger import read_ledger
+from harness.processes import BIN, ProcessorProcess, clean_environ, metric
+from harness.topics import create_topics
 from tombstone_common.messages import DeadLetterHeader
 
 pytestmark = pytest.mark.e2e

@@ -152,8 +152,8 @@ def test_processor_and_producer_images_run_the_pipeline_with_the_chart_env(image
     """The images, configured exactly as the chart configures them (addresses pointed at the
     local broker and Resonate server), produce and process tombstones end to end."""
     from devstack.procs import free_port, wait_until
-    from tests.support.kafka import read_until
-    from tests.support.processes import http_get
+    from devstack.procs import http_get
+    from harness.kafka import read_until
 
     port = free_port()
     local = {"bootstrap_servers": kafka.bootstrap, "overrides": names}

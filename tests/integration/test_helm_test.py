@@ -9,8 +9,9 @@ import sys
 import pytest
 
 from tests.chart.manifests import HelmUnavailable, one, render
-from tests.support.pipeline import create_topics, processor_settings, running_processor
-from tests.support.processes import clean_environ
+from harness.processes import clean_environ
+from harness.topics import create_topics
+from tests.support.pipeline import processor_settings, running_processor
 
 pytestmark = pytest.mark.integration
 

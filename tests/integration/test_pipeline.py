@@ -9,15 +9,9 @@ from collections import Counter
 import pytest
 
 from devstack.procs import wait_until
-from tests.support.kafka import committed_offsets, produce_raw, read_all, read_until
-from tests.support.pipeline import (
-    create_topics,
-    processor_settings,
-    running_processor,
-    send_tombstones,
-    successful_batches,
-    ledger,
-)
+from harness.kafka import committed_offsets, produce_raw, read_all, read_until
+from harness.topics import create_topics, send_tombstones
+from tests.support.pipeline import ledger, processor_settings, running_processor, successful_batches
 from tombstone_common.messages import DeadLetterHeader, ProcessedRecord, Tombstone
 from tombstone_producer.produce import new_ids
 

@@ -6,14 +6,9 @@ import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
+from harness.ledger import Kill, resume_delays
+from harness.stats import percentile
 from tombstone_common.messages import ProcessedRecord
-
-
-@dataclass(frozen=True)
-class Kill:
-    at: float  # epoch seconds
-    pid: int
-    how: str  # "SIGKILL" or "SIGTERM"
 
 
 @dataclass
@@ -44,33 +39,6 @@ class Verdict:
         if every:
             out.append(f"  resume delay over all kills: p50 {percentile(every, 50):.2f}s p99 {percentile(every, 99):.2f}s")
         return out
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
-
-
-def resume_delays(
-    ledger: list[dict], kill: Kill, completed_at: dict[str, float] | None = None
-) -> dict[str, float | None]:
-    """The workflows the killed process held (their last step before the kill ran there, and they
-    had not completed by then), each with the time from the kill to its next step in another
-    process; None while it has not resumed."""
-    by_id: dict[str, list[dict]] = defaultdict(list)
-    for entry in sorted(ledger, key=lambda e: e["at"]):
-        by_id[entry["id"]].append(entry)
-    delays: dict[str, float | None] = {}
-    for tombstone_id, entries in by_id.items():
-        before = [e for e in entries if e["at"] <= kill.at]
-        if not before or before[-1]["pid"] != kill.pid:
-            continue
-        if completed_at is not None and completed_at.get(tombstone_id, float("inf")) <= kill.at:
-            continue
-        after = [e for e in entries if e["at"] > kill.at and e["pid"] != kill.pid]
-        delays[tombstone_id] = after[0]["at"] - kill.at if after else None
-    return delays
 
 
 def judge(ids: list[str], processed: list[tuple[str, bytes]], ledger: list[dict], kills: list[Kill]) -> Verdict:

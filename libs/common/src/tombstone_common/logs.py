@@ -10,6 +10,12 @@ import structlog
 from tombstone_common.settings import BaseServiceSettings
 
 
+# resonate-sdk logs four INFO lines for every durable step (promise create and settle, request
+# and response) on this logger: eight rendered lines per 1-batch tombstone that say nothing the
+# processor's own logs and metrics do not. Shown with LOG_LEVEL=DEBUG.
+CHATTY_LIBRARY_LOGGERS = ("resonate.validation",)
+
+
 def _add_trace_ids(_logger: object, _name: str, event: dict) -> dict:
     from opentelemetry import trace
 
@@ -53,6 +59,8 @@ def configure_logging(settings: BaseServiceSettings, service: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(max(level, logging.INFO))
+    for name in CHATTY_LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(level if level <= logging.DEBUG else logging.WARNING)
     structlog.contextvars.bind_contextvars(service=service)
 
 

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -42,21 +43,30 @@ class TraceContext:
     def under(cls, process_span: Span) -> TraceContext:
         return cls(carrier_for(process_span.get_span_context()), f"{new_span_id():016x}")
 
+    # Parsed once per decoded job, not once per use (several per step); not durable fields.
+    @cached_property
+    def _process(self) -> Context:
+        return context_from_carrier(self.parent)
+
     def process(self) -> Context:
         """The context of the ``process`` span, the workflow span's parent."""
-        return context_from_carrier(self.parent)
+        return self._process
 
     @property
     def valid(self) -> bool:
-        return trace.get_current_span(self.process()).get_span_context().is_valid
+        return trace.get_current_span(self._process).get_span_context().is_valid
+
+    @cached_property
+    def _workflow(self) -> Context:
+        if not self.valid:
+            return Context()
+        parent = trace.get_current_span(self._process).get_span_context()
+        span_context = child_context(parent, int(self.workflow_span_id, 16))
+        return trace.set_span_in_context(NonRecordingSpan(span_context))
 
     def workflow(self) -> Context:
         """A context whose current span is the workflow span (emitted later)."""
-        if not self.valid:
-            return Context()
-        parent = trace.get_current_span(self.process()).get_span_context()
-        span_context = child_context(parent, int(self.workflow_span_id, 16))
-        return trace.set_span_in_context(NonRecordingSpan(span_context))
+        return self._workflow
 
 
 def _ns(seconds: float) -> int:

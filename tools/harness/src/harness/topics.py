@@ -1,0 +1,34 @@
+"""A run's own topics on a real broker, and tombstones sent with the real producer code."""
+
+from __future__ import annotations
+
+from tombstone_common.kafka import wait_for_broker
+from tombstone_common.messages import Tombstone
+from tombstone_common.settings import PipelineSettings
+from tombstone_producer.produce import DeliveryReport, produce
+from tombstone_topic_init.topics import TopicInitSettings, ensure_topics
+
+
+def as_fields(env: dict[str, str]) -> dict[str, str]:
+    return {name.lower(): value for name, value in env.items()}
+
+
+def create_topics(bootstrap: str, names: dict[str, str], partitions: int) -> None:
+    """Create the topics ``names`` spells (as the services' environment does) with ``partitions``."""
+    settings = TopicInitSettings(
+        kafka_bootstrap_servers=bootstrap, topic_partitions=partitions, _env_file=None, **as_fields(names)
+    )
+    outcomes = ensure_topics(wait_for_broker(settings, 30), settings)
+    assert all(outcome.partitions == partitions for outcome in outcomes)
+
+
+def send_tombstones(
+    bootstrap: str, names: dict[str, str], tombstones: list[Tombstone], rate: float | None = None
+) -> DeliveryReport:
+    """Produce with the real producer code onto the run's tombstones topic; all delivered."""
+    settings = PipelineSettings(
+        kafka_bootstrap_servers=bootstrap, topic_tombstones=names["TOPIC_TOMBSTONES"], _env_file=None
+    )
+    report = produce(settings, tombstones, rate)
+    assert report.delivered == len(tombstones) and not report.failed, report.failed[:3]
+    return report
