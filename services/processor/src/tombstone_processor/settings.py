@@ -74,6 +74,14 @@ class ProcessorSettings(SimulationSettings):
     processor_shutdown_grace_seconds: float = Field(
         20.0, ge=0, description="On SIGTERM, how long to wait for in-flight work."
     )
+    processor_handoff_attempts: int = Field(
+        3, ge=1, le=100,
+        description="Attempts at a hand-off or dead-letter write the server/broker refuses (4xx…).",
+    )
+    processor_liveness_seconds: float = Field(
+        60.0, gt=0,
+        description="/healthz fails when the intake made no progress this long with records pending.",
+    )
 
     @model_validator(mode="after")
     def _retry_delays_ordered(self) -> ProcessorSettings:
