@@ -120,6 +120,8 @@ class AsyncProducer:
                 break
             except BufferError:  # local queue full: let deliveries drain, then try again
                 await asyncio.sleep(0.05)
+            except KafkaException as exc:  # refused before it was queued (too large, fatal state)
+                raise DeliveryFailed(exc.args[0]) from None
         return await delivered
 
     def flush(self, timeout: float = 30.0) -> int:

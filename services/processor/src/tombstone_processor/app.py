@@ -152,7 +152,9 @@ class Processor:
         settings = self.settings
         self._stopping = stopping
         loop = asyncio.get_running_loop()
-        kafka_errors = ClientErrors(lambda error: loop.call_soon_threadsafe(self._fatal_kafka_error, error))
+        kafka_errors = self.kafka_errors = ClientErrors(
+            lambda error: loop.call_soon_threadsafe(self._fatal_kafka_error, error)
+        )
         server_check = ServerCheck(status="" if not settings.durable else "server check has not run yet")
         # The HTTP port first: a port in use fails here, before any Kafka client exists.
         http = HealthServer(
@@ -184,6 +186,7 @@ class Processor:
                     **{
                         "session.timeout.ms": settings.kafka_session_timeout_ms,
                         "heartbeat.interval.ms": max(settings.kafka_session_timeout_ms // 4, 500),
+                        "max.poll.interval.ms": settings.kafka_max_poll_interval_ms,
                         "statistics.interval.ms": 5000,
                         "stats_cb": self._record_lag,
                         "error_cb": kafka_errors.from_asyncio,
