@@ -45,9 +45,10 @@ def durable_env(broker, server, names: dict[str, str], run_dir: Path, **extra: s
 class ProcessorProcess:
     """One ``record-processor``; every (re)start is a new process with a new name suffix."""
 
-    def __init__(self, name: str, env: dict[str, str], run_dir: Path) -> None:
+    def __init__(self, name: str, env: dict[str, str], run_dir: Path, command: list[str] | None = None) -> None:
         self.name = name
         self.env = env
+        self.command = command or [str(BIN / "record-processor")]
         self.port = free_port()
         self.process = Managed(f"processor-{name}", run_dir)
         self.starts = 0
@@ -69,7 +70,7 @@ class ProcessorProcess:
         ready = lambda: http_get(self.url + "/readyz")[0] == 200  # noqa: E731
         # Only ``env``, run in ``run_dir``: nothing of the caller's environment or .env leaks in.
         self.process.start(
-            [str(BIN / "record-processor")], ready, timeout, env=env, cwd=self.process.run_dir, inherit_env=False
+            self.command, ready, timeout, env=env, cwd=self.process.run_dir, inherit_env=False
         )
         self.pids.append(self.process.pid() or 0)
 
