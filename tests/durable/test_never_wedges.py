@@ -147,3 +147,29 @@ def test_the_processor_stays_in_its_group_through_a_server_outage_longer_than_ma
         assert processor.process.running()
     finally:
         assert processor.terminate() == 0
+
+
+def test_a_workflow_whose_steps_the_server_refuses_is_dead_lettered_instead_of_spinning(
+    kafka, resonate_server, names, uid, tmp_path
+):
+    create_topics(kafka.bootstrap, names, partitions=1)
+    refused = f"steprefused{uid}"
+    faults = [Fault("task.fence", status=400, message="refused by the test", id_contains=f"{refused}:")]
+    with ServerProxy(resonate_server.url, faults=faults) as proxy:
+        env = durable_env(SimpleNamespace(bootstrap_servers=kafka.bootstrap), proxy, names, tmp_path)
+        processor = ProcessorProcess("f", env, tmp_path)
+        processor.start()
+        try:
+            good = [Tombstone(id=tid, batches=1) for tid in new_ids(3, f"fine{uid}")]
+            send_tombstones(kafka.bootstrap, names, [Tombstone(id=refused, batches=1), *good])
+            (dead,) = read_until(kafka.bootstrap, names["TOPIC_DLQ"], lambda r: len(r) >= 1, timeout=60)
+            records = read_until(kafka.bootstrap, names["TOPIC_PROCESSED"], lambda r: len(r) >= len(good), timeout=60)
+            wait_until(lambda: metric(processor.metrics(), "tombstones_dead_lettered_total") == 1, 30, "counted")
+            body = processor.metrics()
+            refusals = proxy.seen[("task.fence", 400)]
+        finally:
+            assert processor.terminate() == 0
+    assert dead.key == refused and b"refused by the test" in dead.headers[DeadLetterHeader.REASON]
+    assert {r.key for r in records} == {t.id for t in good}
+    assert metric(body, "tombstones_failed_total") == 1
+    assert refusals == 3, "PROCESSOR_HANDOFF_ATTEMPTS refusals, then it stopped asking"

@@ -22,6 +22,7 @@ from tombstone_processor.dispatcher import Dispatcher
 from tombstone_processor.effects import Publisher
 from tombstone_processor.heartbeat import HeartbeatPerOrigin
 from tombstone_processor.http import Check, HealthServer
+from tombstone_processor.refusals import StepRefusals
 from tombstone_processor.intake import Intake
 from tombstone_processor.settings import ProcessorSettings
 from tombstone_processor.simulation import SimulatedDeleter
@@ -95,7 +96,9 @@ def build_resonate(
         processor=settings.processor_name,
     )
     deleter = SimulatedDeleter(settings, settings.processor_name, deletions)
-    resonate.with_dependency(Dependencies(config, deleter, publisher))
+    refusals = StepRefusals(settings.processor_handoff_attempts, publisher)
+    refusals.bind(resonate.promises)
+    resonate.with_dependency(Dependencies(config, deleter, publisher, refusals))
     # Started only now: the server may deliver resumed workflows the moment we connect.
     return resonate.start()
 

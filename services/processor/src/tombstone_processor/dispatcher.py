@@ -19,6 +19,7 @@ from resonate.resonate import Resonate
 from tombstone_common.logs import get_logger
 from tombstone_processor.effects import Publisher
 from tombstone_processor.failures import reason, retrying, write_or_give_up
+from tombstone_processor.refusals import StepRefused
 from tombstone_processor.state import WorkflowMetrics
 from tombstone_processor.workflow import WORKFLOW, Job, Outcome, start_version
 
@@ -128,6 +129,11 @@ class Dispatcher:
             outcome = await result
         except asyncio.CancelledError:
             raise
+        except StepRefused as exc:  # given up on; its tombstone was dead-lettered
+            self.metrics.failed += 1
+            self.metrics.dead_lettered += 1
+            log.error("workflow refused by the server; tombstone dead-lettered", id=tombstone_id, error=str(exc))
+            return
         except Exception as exc:
             self.metrics.failed += 1
             log.error("workflow failed", id=tombstone_id, error=reason(exc))

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 import aiohttp
 from confluent_kafka import KafkaException
-from resonate.error import ConnectorError, ServerError
+from resonate.error import ConnectorError, ServerError, StoppedError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
 from tombstone_common.logs import get_logger
@@ -24,7 +24,10 @@ def is_transient(error: BaseException) -> bool:
         return error.code >= 500 or error.code in RETRY_LATER
     if isinstance(error, KafkaException):
         return bool(error.args) and error.args[0].retriable()
-    return isinstance(error, ConnectorError | TimeoutError | asyncio.TimeoutError | aiohttp.ClientError | OSError)
+    # StoppedError: a durable op skipped because an earlier one failed (or the SDK is stopping)
+    return isinstance(
+        error, ConnectorError | StoppedError | TimeoutError | asyncio.TimeoutError | aiohttp.ClientError | OSError
+    )
 
 
 def reason(error: BaseException) -> str:

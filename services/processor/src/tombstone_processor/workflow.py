@@ -14,11 +14,13 @@ from datetime import datetime, timedelta
 
 from opentelemetry.trace import SpanKind
 from resonate.context import Context
+from resonate.error import PlatformError
 from resonate.resonate import Resonate
 
 from tombstone_common.messages import ProcessedRecord, SourcePosition, dead_letter_headers, utc_now
 from tombstone_common.telemetry import headers_from, kafka_attributes
 from tombstone_processor.effects import Publisher
+from tombstone_processor.refusals import StepRefusals
 from tombstone_processor.settings import SimulationSettings
 from tombstone_processor.simulation import BatchResult, SimulatedDeleter, Work
 from tombstone_processor.tracing import TraceContext, emit_span, emit_workflow_span, step_span
@@ -96,9 +98,18 @@ class Dependencies:
     config: WorkflowConfig
     deleter: SimulatedDeleter
     publisher: Publisher
+    refusals: StepRefusals
 
 
 async def cleanup_tombstone(ctx: Context, job: Job) -> Outcome:
+    try:
+        return await _cleanup(ctx, job)
+    except PlatformError as exc:  # the server refused a durable step: reported, then re-raised
+        await ctx.get_dependency(Dependencies).refusals.refused(job, exc.cause)
+        raise
+
+
+async def _cleanup(ctx: Context, job: Job) -> Outcome:
     config = ctx.get_dependency(Dependencies).config
     batches = attempts = 0
     slept_since: float | None = None
