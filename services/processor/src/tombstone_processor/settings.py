@@ -80,7 +80,7 @@ class ProcessorSettings(SimulationSettings):
     )
     processor_handoff_attempts: int = Field(
         3, ge=1, le=100,
-        description="Attempts at a hand-off or dead-letter write the server/broker refuses (4xx…).",
+        description="Refusals (4xx…) of a hand-off, step or dead-letter write before giving up on it.",
     )
     processor_liveness_seconds: float = Field(
         60.0, gt=0,
