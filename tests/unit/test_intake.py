@@ -12,11 +12,10 @@ from resonate.error import ServerError
 from devstack.procs import wait_until
 from tests.unit.fakes import FakeConsumer, FakeResonate, RecordingPublisher
 from tombstone_common.messages import DeadLetterHeader
-from tombstone_processor.app import Processor, readiness_checks
+from tombstone_processor.app import Processor, consumer_readiness
 from tombstone_processor.dispatcher import Dispatcher
 from tombstone_processor.http import HealthServer
 from tombstone_processor.intake import Intake
-from tombstone_processor.server_check import ServerCheck
 from tombstone_processor.settings import ProcessorSettings
 from tombstone_processor.state import ProcessorState
 
@@ -130,11 +129,12 @@ async def test_lost_partitions_make_the_processor_unready_with_the_reason():
     consumer = FakeConsumer()
     async with intake_running(FakeResonate(), consumer) as (state, *_):
         await until(lambda: state.joined, "joined")
-        checks = readiness_checks(settings(), state.intake, ServerCheck(status=""))
-        assert await checks["consumer"]() is None
+        assert consumer_readiness(state.intake) is None
         await consumer.lose_partitions()
         assert not state.joined
-        assert "lost its partitions" in await checks["consumer"]()
+        assert "lost its partitions" in consumer_readiness(state.intake)
+        await consumer.callbacks["assign"](consumer, consumer.partitions)
+        assert consumer_readiness(state.intake) is None, "ready again once reassigned"
 
 
 async def test_healthz_fails_with_the_reason_when_the_intake_is_wedged_with_work_pending():

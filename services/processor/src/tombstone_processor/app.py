@@ -103,11 +103,9 @@ def build_resonate(
     return resonate.start()
 
 
-def readiness_checks(
-    settings: ProcessorSettings, intake: IntakeMetrics, server_check: ServerCheck
-) -> dict[str, Check]:
-    """What /readyz asks: can we reach the broker and the Resonate server (and does it accept our
-    workflows), is the consumer in its group."""
+def readiness_checks(settings: ProcessorSettings, server_check: ServerCheck) -> dict[str, Check]:
+    """What /readyz asks in the background: can we reach the broker and the Resonate server (and
+    does it accept our workflows)."""
     admin = AdminClient(client_config(settings))
 
     async def broker() -> str | None:
@@ -130,14 +128,16 @@ def readiness_checks(
             return f"resonate unreachable: {exc!r}"
         return server_check.status or None
 
-    async def consumer() -> str | None:
-        if intake.joined:
-            return None
-        if intake.lost:
-            return "consumer lost its partitions (it missed the session timeout); rejoining the group"
-        return "consumer has not joined the group yet"
+    return {"broker": broker, "resonate": resonate}
 
-    return {"broker": broker, "resonate": resonate, "consumer": consumer}
+
+def consumer_readiness(intake: IntakeMetrics) -> str | None:
+    """Is the consumer in its group (asked on every /readyz: a lost assignment can be brief)."""
+    if intake.joined:
+        return None
+    if intake.lost:
+        return "consumer lost its partitions (it missed the session timeout); rejoining the group"
+    return "consumer has not joined the group yet"
 
 
 class Processor:
@@ -162,9 +162,10 @@ class Processor:
         # The HTTP port first: a port in use fails here, before any Kafka client exists.
         http = HealthServer(
             self.state,
-            readiness_checks(settings, self.state.intake, server_check),
+            readiness_checks(settings, server_check),
             settings.processor_http_port,
             liveness=self._liveness,
+            live_checks={"consumer": lambda: consumer_readiness(self.state.intake)},
         )
         if settings.processor_http_port:
             try:

@@ -66,8 +66,10 @@ class HealthServer:
         checks: dict[str, Check],
         port: int,
         liveness: Callable[[], str | None] = lambda: None,
+        live_checks: dict[str, Callable[[], str | None]] | None = None,
     ) -> None:
         self._checks = checks
+        self._live_checks = live_checks or {}  # cheap: evaluated on every request
         self._liveness = liveness
         self._port = port
         self._problems: dict[str, str] = {"startup": "checks have not run yet"}
@@ -107,7 +109,8 @@ class HealthServer:
         return web.json_response({"status": "alive"})
 
     async def _readyz(self, _: web.Request) -> web.Response:
-        problems = self._problems
+        live = {name: check() for name, check in self._live_checks.items()}
+        problems = {**self._problems, **{name: why for name, why in live.items() if why is not None}}
         status = 503 if problems else 200
         return web.json_response({"ready": not problems, "problems": problems}, status=status)
 
