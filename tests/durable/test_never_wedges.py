@@ -173,3 +173,24 @@ def test_a_workflow_whose_steps_the_server_refuses_is_dead_lettered_instead_of_s
     assert {r.key for r in records} == {t.id for t in good}
     assert metric(body, "tombstones_failed_total") == 1
     assert refusals == 3, "PROCESSOR_HANDOFF_ATTEMPTS refusals, then it stopped asking"
+
+
+def test_a_processor_started_while_the_server_is_away_waits_for_it_and_says_so(private_stack, names, uid, tmp_path):
+    broker, server = private_stack
+    create_topics(broker.bootstrap_servers, names, partitions=1)
+    server.stop()
+    processor = ProcessorProcess("w", durable_env(broker, server, names, tmp_path), tmp_path)
+    processor.process.spawn(
+        processor.command,
+        env={**clean_environ(), **processor.env, "PROCESSOR_HTTP_PORT": str(processor.port), "LOG_FORMAT": "json"},
+        cwd=processor.process.run_dir,
+        inherit_env=False,
+    )
+    try:
+        wait_until(lambda: b"checking the Resonate server" in http_get(processor.url + "/readyz")[1], 60, "/readyz says why")
+        server.start()
+        wait_until(lambda: http_get(processor.url + "/readyz")[0] == 200, 90, "ready once the server answered the check")
+        send_tombstones(broker.bootstrap_servers, names, [Tombstone(id=f"late{uid}", batches=1)])
+        read_until(broker.bootstrap_servers, names["TOPIC_PROCESSED"], lambda r: len(r) >= 1, timeout=60)
+    finally:
+        assert processor.terminate() == 0
