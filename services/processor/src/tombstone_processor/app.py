@@ -119,14 +119,15 @@ def readiness_checks(settings: ProcessorSettings, server_check: ServerCheck) -> 
         if settings.resonate_url is None:
             return None
         url = str(settings.resonate_url).rstrip("/") + "/ready"
+        problem = None
         try:
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
                 async with session.get(url) as response:
                     if response.status != 200:
-                        return f"resonate answered {response.status}"
+                        problem = f"resonate answered {response.status}"
         except (aiohttp.ClientError, TimeoutError) as exc:
-            return f"resonate unreachable: {exc!r}"
-        return server_check.status or None
+            problem = f"resonate unreachable: {exc!r}"
+        return "; ".join(why for why in (problem, server_check.status) if why) or None
 
     return {"broker": broker, "resonate": resonate}
 
