@@ -61,7 +61,7 @@ class ServerProxy:
         return self
 
     def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        asyncio.run_coroutine_threadsafe(self._close(), self._loop).result(30)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
 
@@ -73,15 +73,25 @@ class ServerProxy:
 
     def _serve(self, started: threading.Event) -> None:
         asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(self._listen())
+        started.set()
+        self._loop.run_forever()
+
+    async def _listen(self) -> None:
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None)
-        self._loop.run_until_complete(self._runner.setup())
-        self._loop.run_until_complete(web.TCPSite(self._runner, "127.0.0.1", self.port).start())
-        started.set()
-        self._loop.run_forever()
-        self._loop.run_until_complete(self._session.close())
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+
+    async def _close(self) -> None:
+        # requests in flight (the push streams never end by themselves) are cut, not awaited
+        for task in asyncio.all_tasks():
+            if task is not asyncio.current_task():
+                task.cancel()
+        await self._session.close()
+        await self._runner.cleanup()
 
     # ── requests ────────────────────────────────────────────────────────────
 
