@@ -59,6 +59,7 @@ def test_an_incompatible_server_stops_the_processor_with_one_line_before_it_cons
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert errors == [result.stderr.strip().splitlines()[-1]], "one line, and the last"
     (line,) = errors
+    print(line)
     assert proxy.url in line and OLD_SERVER_REFUSAL in line and REQUIRED_SERVER in line
     assert "step promise" in line
     assert proxy.seen[("task.fence", "refused step")] >= 1
