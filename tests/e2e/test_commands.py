@@ -35,6 +35,12 @@ def run(command: list[str], env: dict[str, str], cwd: Path, timeout: float = 120
         (["record-processor"], {"KAFKA_BOOTSTRAP_SERVERS": "a:1", "RESONATE_URL": "ftp//x"}, "RESONATE_URL"),
         (["record-processor"], {"KAFKA_BOOTSTRAP_SERVERS": "a:1", "PROCESSOR_MAX_IN_FLIGHT": "-5"}, "PROCESSOR_MAX_IN_FLIGHT"),
         (["setup-topics"], {"KAFKA_BOOTSTRAP_SERVERS": "a:1", "TOPIC_PARTITIONS": "zero"}, "TOPIC_PARTITIONS"),
+        (["record-processor"], {"KAFKA_BOOTSTRAP_SERVERS": "a:1", "KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}, "KAFKA_SASL_MECHANISM"),
+        (["record-producer", "-n", "1"], {"KAFKA_BOOTSTRAP_SERVERS": "a:1", "KAFKA_SASL_USERNAME": "u"}, "KAFKA_SASL_USERNAME"),
+        (["setup-topics"], {
+            "KAFKA_BOOTSTRAP_SERVERS": "a:1", "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+            "KAFKA_SASL_MECHANISM": "PLAIN", "KAFKA_SASL_USERNAME": "u",
+        }, "KAFKA_SASL_PASSWORD"),
     ],
 )
 def test_bad_configuration_exits_non_zero_with_one_line_naming_the_variable(command, env, variable, tmp_path):

@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_context
 
-from tests.support.processes import BIN
+from harness.processes import BIN
 
 pytestmark = pytest.mark.e2e
 SECOND = 1_000_000_000  # ns

@@ -6,10 +6,14 @@ from tombstone_common.settings import KafkaSettings, load_settings
 from tombstone_processor.settings import ProcessorSettings
 
 
+SASL = ("KAFKA_SECURITY_PROTOCOL", "KAFKA_SASL_MECHANISM", "KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD")
+FULL_SASL = {"KAFKA_SASL_MECHANISM": "PLAIN", "KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": "p"}
+
+
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)  # no .env file
-    for name in ("KAFKA_BOOTSTRAP_SERVERS", "RESONATE_URL", "PROCESSOR_MAX_IN_FLIGHT"):
+    for name in ("KAFKA_BOOTSTRAP_SERVERS", "RESONATE_URL", "PROCESSOR_MAX_IN_FLIGHT", *SASL):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -78,3 +82,37 @@ def test_dotenv_completes_the_environment_and_real_variables_win(monkeypatch, tm
     finally:
         for name in ("KAFKA_BOOTSTRAP_SERVERS", "OTEL_SERVICE_NAME"):
             os.environ.pop(name, None)
+
+
+def _combinations():
+    """Every protocol with every subset of the three SASL variables: (protocol, set, bad variable)."""
+    import itertools
+
+    for protocol in ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"):
+        for size in range(4):
+            for given in itertools.combinations(FULL_SASL, size):
+                if protocol.startswith("SASL"):
+                    missing = [name for name in FULL_SASL if name not in given]
+                    yield protocol, given, missing[0] if missing else None
+                else:
+                    yield protocol, given, given[0] if given else None
+
+
+@pytest.mark.parametrize("protocol,given,bad", list(_combinations()))
+def test_every_sasl_and_tls_combination_is_checked_at_start(monkeypatch, capsys, protocol, given, bad):
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", protocol)
+    for name in given:
+        monkeypatch.setenv(name, FULL_SASL[name])
+    if bad is None:
+        config = load_settings(KafkaSettings).kafka_client_config()
+        assert config["security.protocol"] == protocol
+        assert ("sasl.mechanism" in config) == protocol.startswith("SASL")
+        return
+    with pytest.raises(SystemExit) as exit_:
+        load_settings(KafkaSettings)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert err.startswith(f"error: invalid configuration: {bad} ")
+    assert "Value error" not in err and "Traceback" not in err

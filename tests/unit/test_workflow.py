@@ -5,25 +5,11 @@ import json
 import pytest
 
 from tombstone_processor.app import build_resonate
-from tombstone_common.settings import TopicSettings
-from tombstone_processor.effects import Publisher
+from tests.unit.fakes import RecordingPublisher as Recorder
 from tombstone_processor.settings import ProcessorSettings
 from tombstone_processor.simulation import Work
 from tombstone_processor.tracing import TraceContext
 from tombstone_processor.workflow import Job, RetryBackoff, cleanup_tombstone
-
-
-class Recorder(Publisher):
-    def __init__(self):  # no Kafka: keep what would have been sent
-        self.topics = TopicSettings(_env_file=None)
-        self.records = []
-        self.dead_letters = []
-
-    async def processed(self, record, headers=()):
-        self.records.append(record)
-
-    async def dead_letter(self, key, value, headers):
-        self.dead_letters.append((key, value, dict(headers)))
 
 
 def make_settings(tmp_path, **overrides):

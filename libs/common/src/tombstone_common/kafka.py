@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
@@ -52,8 +52,38 @@ def consumer_config(settings: KafkaSettings, group_id: str, **extra: Any) -> dic
     }
 
 
-class DeliveryFailed(Exception):
-    pass
+class DeliveryFailed(KafkaException):
+    """The broker did not take a record; ``error`` is librdkafka's :class:`KafkaError`, so a caller
+    can tell ``error.retriable()`` from ``error.fatal()``."""
+
+    @property
+    def error(self) -> KafkaError:
+        return self.args[0]
+
+
+FatalHandler = Callable[[KafkaError], None]
+
+
+class ClientErrors:
+    """librdkafka's ``error_cb`` for every client of one process.
+
+    Most client errors are transient (a broker away, a timed-out request) and the client recovers
+    by itself; librdkafka logs them. A *fatal* one (a fenced idempotent producer, a fenced static
+    group member) leaves the client unusable: it goes to ``on_fatal``, once, which should make the
+    process exit non-zero so that it is restarted, instead of retrying forever."""
+
+    def __init__(self, on_fatal: FatalHandler) -> None:
+        self._on_fatal = on_fatal
+        self._reported = threading.Event()
+
+    def __call__(self, error: KafkaError) -> None:
+        if error.fatal() and not self._reported.is_set():
+            self._reported.set()
+            self._on_fatal(error)
+
+    async def from_asyncio(self, error: KafkaError) -> None:
+        """The same callback for :mod:`confluent_kafka.aio` clients, which await it."""
+        self(error)
 
 
 class AsyncProducer:
@@ -90,23 +120,27 @@ class AsyncProducer:
                 break
             except BufferError:  # local queue full: let deliveries drain, then try again
                 await asyncio.sleep(0.05)
+            except KafkaException as exc:  # refused before it was queued (too large, fatal state)
+                raise DeliveryFailed(exc.args[0]) from None
         return await delivered
 
     def flush(self, timeout: float = 30.0) -> int:
         """Wait for queued records; returns how many are still undelivered."""
         return self._producer.flush(timeout)
 
-    def close(self, timeout: float = 10.0) -> None:
-        self.flush(timeout)
+    def close(self, timeout: float = 10.0) -> int:
+        """Flush for up to ``timeout`` seconds, then stop; returns how many records were not delivered."""
+        undelivered = self.flush(timeout)
         self._closed.set()
         self._poller.join(timeout)
+        return undelivered
 
 
 def _settle(future: asyncio.Future[Message], error: KafkaError | None, message: Message) -> None:
     if future.done():
         return
     if error is not None:
-        future.set_exception(DeliveryFailed(str(error)))
+        future.set_exception(DeliveryFailed(error))
     else:
         future.set_result(message)
 

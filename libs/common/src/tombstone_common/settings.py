@@ -12,7 +12,7 @@ import sys
 from typing import Literal, NoReturn
 
 from dotenv import load_dotenv
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
@@ -57,6 +57,23 @@ class KafkaSettings(BaseServiceSettings):
                 raise ValueError(f"{server!r} is not host:port")
         return ",".join(servers)
 
+    @model_validator(mode="after")
+    def _check_security(self) -> KafkaSettings:
+        """Every SASL/TLS combination is checked here, so a client never starts half-configured."""
+        protocol = self.kafka_security_protocol
+        if protocol.startswith("SASL"):
+            for name in ("kafka_sasl_mechanism", "kafka_sasl_username", "kafka_sasl_password"):
+                if not _given(getattr(self, name)):
+                    raise ValueError(f"{name.upper()} is required with KAFKA_SECURITY_PROTOCOL={protocol}")
+        else:
+            for name in ("kafka_sasl_mechanism", "kafka_sasl_username", "kafka_sasl_password"):
+                if _given(getattr(self, name)):
+                    raise ValueError(
+                        f"{name.upper()} is set but KAFKA_SECURITY_PROTOCOL={protocol} does not use SASL "
+                        "(use SASL_PLAINTEXT or SASL_SSL)"
+                    )
+        return self
+
     def kafka_client_config(self) -> dict[str, str]:
         """librdkafka settings common to producers, consumers and admin clients."""
         config = {
@@ -64,15 +81,16 @@ class KafkaSettings(BaseServiceSettings):
             "security.protocol": self.kafka_security_protocol,
         }
         if self.kafka_security_protocol.startswith("SASL"):
-            if not (self.kafka_sasl_mechanism and self.kafka_sasl_username):
-                raise ValueError(
-                    "KAFKA_SASL_MECHANISM and KAFKA_SASL_USERNAME are required with SASL"
-                )
             config["sasl.mechanism"] = self.kafka_sasl_mechanism
             config["sasl.username"] = self.kafka_sasl_username
-            if self.kafka_sasl_password is not None:
-                config["sasl.password"] = self.kafka_sasl_password.get_secret_value()
+            config["sasl.password"] = self.kafka_sasl_password.get_secret_value()
         return config
+
+
+def _given(value: str | SecretStr | None) -> bool:
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    return bool(value)
 
 
 class TopicSettings(BaseServiceSettings):
@@ -86,9 +104,11 @@ class PipelineSettings(KafkaSettings, TopicSettings):
 
 
 def _describe(error: dict) -> str:
-    name = ".".join(str(part) for part in error["loc"]).upper() or "configuration"
+    name = ".".join(str(part) for part in error["loc"]).upper()
     if error["type"] == "missing":
         return f"{name} is required"
+    if not name:  # a check across variables: its message names them
+        return str(error["ctx"]["error"]) if "error" in error.get("ctx", {}) else error["msg"]
     return f"{name}: {error['msg']}"
 
 

@@ -23,7 +23,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
-from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+from opentelemetry.trace import NonRecordingSpan, SpanContext
 
 _provider: TracerProvider | None = None
 _preset_span_id: contextvars.ContextVar[int | None] = contextvars.ContextVar("preset_span_id", default=None)
@@ -112,8 +112,11 @@ def context_from_carrier(carrier: dict[str, str]) -> otel_context.Context:
 
 
 def child_context(parent: SpanContext, span_id: int) -> SpanContext:
-    """The context of a span (not yet emitted) with ``span_id`` under ``parent``'s trace."""
-    return SpanContext(parent.trace_id, span_id, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED))
+    """The context of a span (not yet emitted) with ``span_id`` under ``parent``'s trace; it keeps
+    the parent's sampling decision, so an unsampled trace stays unsampled in every child."""
+    return SpanContext(
+        parent.trace_id, span_id, is_remote=True, trace_flags=parent.trace_flags, trace_state=parent.trace_state
+    )
 
 
 class Messaging:

@@ -4,34 +4,41 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import uuid
 from datetime import timedelta
 
 import aiohttp
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.aio import AIOConsumer
 from resonate.connections import LocalConnection
 from resonate.heartbeat import AsyncHeartbeat
 from resonate.resonate import Resonate
 
-from tombstone_common.kafka import AsyncProducer, client_config, consumer_config
+from tombstone_common.kafka import AsyncProducer, ClientErrors, client_config, consumer_config
 from tombstone_common.logs import get_logger
 from tombstone_common.settings import fail
 from tombstone_processor.dispatcher import Dispatcher
 from tombstone_processor.effects import Publisher
 from tombstone_processor.heartbeat import HeartbeatPerOrigin
 from tombstone_processor.http import Check, HealthServer
+from tombstone_processor.refusals import StepRefusals
 from tombstone_processor.intake import Intake
 from tombstone_processor.settings import ProcessorSettings
 from tombstone_processor.simulation import SimulatedDeleter
-from tombstone_processor.state import ProcessorState
+from tombstone_processor.server_check import (
+    ServerCheck,
+    ServerRefused,
+    check_server,
+    incompatible_server_line,
+    server_check_probe,
+)
+from tombstone_processor.state import DeletionMetrics, IntakeMetrics, ProcessorState
 from tombstone_processor.workflow import (
     Dependencies,
     RetryBackoff,
     WorkflowConfig,
-    cleanup_tombstone,
+    register_workflows,
 )
 
 log = get_logger(__name__)
@@ -40,7 +47,10 @@ LOCAL_TIMER_TICK_SECONDS = 0.1
 
 
 def build_resonate(
-    settings: ProcessorSettings, publisher: Publisher, state: ProcessorState | None = None
+    settings: ProcessorSettings,
+    publisher: Publisher,
+    deletions: DeletionMetrics | None = None,
+    server_check: ServerCheck | None = None,
 ) -> Resonate:
     common = {
         "group": settings.resonate_group,
@@ -77,20 +87,25 @@ def build_resonate(
             autostart=False,
             **common,
         )
-    resonate.register(cleanup_tombstone)
+    register_workflows(resonate)
+    resonate.register(server_check_probe)
+    resonate.with_dependency(server_check or ServerCheck())
     config = WorkflowConfig(
         batch_interval=timedelta(seconds=settings.delete_batch_interval_seconds),
         retry=RetryBackoff.for_deletes(settings),
         processor=settings.processor_name,
     )
-    deleter = SimulatedDeleter(settings, settings.processor_name, state)
-    resonate.with_dependency(Dependencies(config, deleter, publisher))
+    deleter = SimulatedDeleter(settings, settings.processor_name, deletions)
+    refusals = StepRefusals(settings.processor_handoff_attempts, publisher)
+    refusals.bind(resonate.promises)
+    resonate.with_dependency(Dependencies(config, deleter, publisher, refusals))
     # Started only now: the server may deliver resumed workflows the moment we connect.
     return resonate.start()
 
 
-def readiness_checks(settings: ProcessorSettings, state: ProcessorState) -> dict[str, Check]:
-    """What /readyz asks: can we reach the broker and the Resonate server, did we join the group."""
+def readiness_checks(settings: ProcessorSettings, server_check: ServerCheck) -> dict[str, Check]:
+    """What /readyz asks in the background: can we reach the broker and the Resonate server (and
+    does it accept our workflows)."""
     admin = AdminClient(client_config(settings))
 
     async def broker() -> str | None:
@@ -104,17 +119,26 @@ def readiness_checks(settings: ProcessorSettings, state: ProcessorState) -> dict
         if settings.resonate_url is None:
             return None
         url = str(settings.resonate_url).rstrip("/") + "/ready"
+        problem = None
         try:
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
                 async with session.get(url) as response:
-                    return None if response.status == 200 else f"resonate answered {response.status}"
+                    if response.status != 200:
+                        problem = f"resonate answered {response.status}"
         except (aiohttp.ClientError, TimeoutError) as exc:
-            return f"resonate unreachable: {exc!r}"
+            problem = f"resonate unreachable: {exc!r}"
+        return "; ".join(why for why in (problem, server_check.status) if why) or None
 
-    async def consumer() -> str | None:
-        return None if state.joined else "consumer has not joined the group yet"
+    return {"broker": broker, "resonate": resonate}
 
-    return {"broker": broker, "resonate": resonate, "consumer": consumer}
+
+def consumer_readiness(intake: IntakeMetrics) -> str | None:
+    """Is the consumer in its group (asked on every /readyz: a lost assignment can be brief)."""
+    if intake.joined:
+        return None
+    if intake.lost:
+        return "consumer lost its partitions (it missed the session timeout); rejoining the group"
+    return "consumer has not joined the group yet"
 
 
 class Processor:
@@ -124,78 +148,143 @@ class Processor:
         self.settings = settings
         self.state = ProcessorState()
         self.ready = asyncio.Event()
+        self.exit_code = 0
+        self._stopping = asyncio.Event()
 
-    async def run(self, stopping: asyncio.Event) -> None:
+    async def run(self, stopping: asyncio.Event) -> int:
+        """Run until ``stopping`` is set (or a fatal error); returns the exit status."""
         settings = self.settings
+        self._stopping = stopping
+        loop = asyncio.get_running_loop()
+        kafka_errors = self.kafka_errors = ClientErrors(
+            lambda error: loop.call_soon_threadsafe(self._fatal_kafka_error, error)
+        )
+        server_check = ServerCheck(status="" if not settings.durable else "server check has not run yet")
         # The HTTP port first: a port in use fails here, before any Kafka client exists.
-        http = HealthServer(self.state, readiness_checks(settings, self.state), settings.processor_http_port)
+        http = HealthServer(
+            self.state,
+            readiness_checks(settings, server_check),
+            settings.processor_http_port,
+            liveness=self._liveness,
+            live_checks={"consumer": lambda: consumer_readiness(self.state.intake)},
+        )
         if settings.processor_http_port:
             try:
                 await http.start()
             except OSError as exc:
                 fail(f"PROCESSOR_HTTP_PORT={settings.processor_http_port}: {exc.strerror}", code=1)
-        producer = AsyncProducer(settings)
+        producer = AsyncProducer(settings, error_cb=kafka_errors)
         publisher = Publisher(producer, settings)
-        resonate = build_resonate(settings, publisher, self.state)
-        dispatcher = Dispatcher(resonate, self.state)
-        consumer = AIOConsumer(
-            consumer_config(
-                settings,
-                settings.kafka_consumer_group,
-                **{
-                    "session.timeout.ms": settings.kafka_session_timeout_ms,
-                    "heartbeat.interval.ms": max(settings.kafka_session_timeout_ms // 4, 500),
-                    "statistics.interval.ms": 5000,
-                    "stats_cb": self._record_lag,
-                },
-            )
-        )
-        intake = Intake(settings, consumer, dispatcher, publisher, self.state)
-        log.info(
-            "processor starting",
-            name=settings.processor_name,
-            mode="durable" if settings.durable else "local",
-            max_in_flight=settings.processor_max_in_flight,
-            topic=settings.topic_tombstones,
-        )
-        self.ready.set()
+        resonate = build_resonate(settings, publisher, self.state.deletions, server_check)
+        dispatcher = Dispatcher(resonate, self.state.workflows, publisher, settings.processor_handoff_attempts)
+        intake: Intake | None = None
+        consumer: AIOConsumer | None = None
         try:
+            if settings.durable and not await self._until_stopped(
+                check_server(resonate, server_check, self._url, settings.processor_handoff_attempts)
+            ):
+                return self.exit_code
+            consumer = AIOConsumer(
+                consumer_config(
+                    settings,
+                    settings.kafka_consumer_group,
+                    **{
+                        "session.timeout.ms": settings.kafka_session_timeout_ms,
+                        "heartbeat.interval.ms": max(settings.kafka_session_timeout_ms // 4, 500),
+                        "max.poll.interval.ms": settings.kafka_max_poll_interval_ms,
+                        "statistics.interval.ms": 5000,
+                        "stats_cb": self._record_lag,
+                        "error_cb": kafka_errors.from_asyncio,
+                    },
+                )
+            )
+            intake = Intake(settings, consumer, dispatcher, publisher, self.state.intake)
+            self._intake = intake
+            log.info(
+                "processor starting",
+                name=settings.processor_name,
+                mode="durable" if settings.durable else "local",
+                max_in_flight=settings.processor_max_in_flight,
+                topic=settings.topic_tombstones,
+            )
+            self.ready.set()
             await intake.run(stopping)
+        except ServerRefused as exc:
+            refusal = exc
+        else:
+            refusal = None
         finally:
             await self._shutdown(intake, dispatcher, consumer, resonate, producer)
             await http.stop()
+        if refusal is not None:  # last, so the line is the last thing the process says
+            fail(incompatible_server_line(self._url, refusal), code=2)
+        return self.exit_code
+
+    @property
+    def _url(self) -> str:
+        return str(self.settings.resonate_url).rstrip("/")
+
+    async def _until_stopped(self, work) -> bool:
+        """Run ``work`` unless ``stopping`` comes first; True if it finished."""
+        task = asyncio.ensure_future(work)
+        stop = asyncio.ensure_future(self._stopping.wait())
+        await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            return False
+        task.result()
+        return True
+
+    def _fatal_kafka_error(self, error: KafkaError) -> None:
+        log.error("fatal Kafka client error; exiting so that the process is restarted", code=error.name(), error=error.str())
+        self.exit_code = 1
+        self._stopping.set()
+
+    def _liveness(self) -> str | None:
+        """Why /healthz fails: the intake loop made no progress for too long with records pending."""
+        intake = self.state.intake
+        limit = self.settings.processor_liveness_seconds
+        pending = intake.pending + sum(intake.lag.values())
+        stalled = intake.stalled_for()
+        if self.ready.is_set() and pending and stalled > limit:
+            return f"intake made no progress for {stalled:.0f}s (limit {limit:g}s) with {pending} records pending"
+        return None
 
     async def _record_lag(self, stats_json: str) -> None:
-        """librdkafka statistics → consumer lag per assigned partition."""
-        stats = json.loads(stats_json)
-        lag = {}
-        for topic, data in stats.get("topics", {}).items():
-            for partition, values in data.get("partitions", {}).items():
-                if (topic, int(partition)) in self.state.assigned and values.get("consumer_lag", -1) >= 0:
-                    lag[(topic, int(partition))] = values["consumer_lag"]
-        self.state.lag = lag
+        if self._intake is not None:
+            self._intake.record_lag(stats_json)
+
+    _intake: Intake | None = None
 
     async def _shutdown(
         self,
-        intake: Intake,
+        intake: Intake | None,
         dispatcher: Dispatcher,
-        consumer: AIOConsumer,
+        consumer: AIOConsumer | None,
         resonate: Resonate,
         producer: AsyncProducer,
     ) -> None:
         grace = self.settings.processor_shutdown_grace_seconds
         log.info("processor stopping", in_flight=dispatcher.in_flight, grace_seconds=grace)
-        if not self.settings.durable:
+        if not self.settings.durable and not self.exit_code:
             # Local mode: an unfinished workflow is lost with the process, so finish what
             # fits in the grace period; the rest is redelivered (its offset stays uncommitted).
             if not await dispatcher.drain(grace):
                 log.warning("grace period over; unfinished workflows will be redelivered")
-        await intake.commit()
-        dispatcher.abandon()
-        await consumer.close()
+        if intake is not None:
+            # Records whose hand-off has not finished are dropped: uncommitted, so redelivered.
+            await intake.stop()
+            await intake.commit()
+        await dispatcher.abandon()
+        if consumer is not None:
+            await consumer.close()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(resonate.stop(), timeout=max(grace, 1))
-        await asyncio.to_thread(producer.close)
+        undelivered = await asyncio.to_thread(producer.close, min(max(grace, 1), 10))
+        if undelivered:
+            log.warning("records not delivered before exit", count=undelivered)
         log.info("processor stopped", **_summary(self.state))
 
 

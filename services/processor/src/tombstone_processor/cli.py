@@ -17,7 +17,7 @@ app = typer.Typer(add_completion=False)
 log = get_logger(__name__)
 
 
-async def _serve(settings: ProcessorSettings) -> None:
+async def _serve(settings: ProcessorSettings) -> int:
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
 
@@ -30,7 +30,7 @@ async def _serve(settings: ProcessorSettings) -> None:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
-    await Processor(settings).run(stopping)
+    return await Processor(settings).run(stopping)
 
 
 @app.command()
@@ -40,9 +40,11 @@ def record_processor() -> None:
     configure_logging(settings, "processor")
     configure_tracing("processor")
     try:
-        asyncio.run(_serve(settings))
+        code = asyncio.run(_serve(settings))
     finally:
         shutdown_tracing()
+    if code:
+        raise SystemExit(code)
 
 
 def main() -> None:

@@ -1,89 +1,168 @@
-"""Starting workflows and following them to completion, at most one run per tombstone id."""
+"""Starting workflows and following them to completion, at most one run per tombstone id.
+
+The dispatcher counts the workflows in flight (from the moment a hand-off begins until the
+workflow ends) and owns every workflow metric. A hand-off that fails transiently (server away,
+5xx, 429) is retried with backoff for as long as it takes; one the server refuses (4xx, a value
+that cannot be serialised, an unknown function) is tried ``refusals`` times and then the tombstone
+is dead-lettered with the reason, so its offset can settle and the partition moves on.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import Awaitable
+from dataclasses import dataclass, field
 
 from resonate.resonate import Resonate
 
 from tombstone_common.logs import get_logger
-from tombstone_processor.state import ProcessorState
-from tombstone_processor.workflow import Job, Outcome, cleanup_tombstone
+from tombstone_processor.effects import Publisher
+from tombstone_processor.failures import reason, retrying, write_or_give_up
+from tombstone_processor.refusals import StepRefused
+from tombstone_processor.state import WorkflowMetrics
+from tombstone_processor.workflow import WORKFLOW, Job, Outcome, start_version
 
 log = get_logger(__name__)
+
+
+@dataclass
+class Workflow:
+    """One tombstone's workflow as this processor sees it.
+
+    ``created`` resolves once the workflow's promise exists (or the tombstone was dead-lettered
+    instead): the moment its offset may be committed in durable mode. ``finished`` resolves when
+    the workflow ended (completed, dead-lettered or failed); it is cancelled, never resolved, when
+    this processor merely stopped following it."""
+
+    job: Job
+    created: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    finished: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    task: asyncio.Task[None] | None = None
 
 
 class Dispatcher:
     """Hands jobs to Resonate and counts the workflows this processor has in flight."""
 
-    def __init__(self, resonate: Resonate, state: ProcessorState) -> None:
+    def __init__(
+        self,
+        resonate: Resonate,
+        metrics: WorkflowMetrics,
+        publisher: Publisher,
+        refusals: int,
+        backoff_max: float = 5.0,
+    ) -> None:
         self._resonate = resonate
-        self._state = state
-        self._running: dict[str, asyncio.Task[None]] = {}
+        self.metrics = metrics
+        self._publisher = publisher
+        self._refusals = refusals
+        self._backoff_max = backoff_max
+        self._running: dict[str, Workflow] = {}
         self.slot_freed = asyncio.Event()
 
     @property
     def in_flight(self) -> int:
         return len(self._running)
 
-    async def start(self, job: Job) -> Awaitable[None]:
-        """Start (or join) the workflow for ``job.id``; return once its promise exists.
+    def admit(self, job: Job) -> Workflow:
+        """Take ``job`` into a slot now and start handing it off in the background.
 
-        With a Resonate server, the promise is durable when this returns, so the Kafka
-        offset may be committed. The returned awaitable completes with the workflow.
-        """
+        The same id while its workflow is still in flight here joins it (a redelivery)."""
         running = self._running.get(job.id)
         if running is not None:
-            self._state.duplicates += 1
+            self.metrics.duplicates += 1
             return running
-        handle = self._resonate.run(job.id, cleanup_tombstone, job)
-        completion = asyncio.create_task(self._follow(job.id, handle.result(), time.monotonic()))
-        self._running[job.id] = completion
-        self._state.workflow_started()
+        workflow = Workflow(job)
+        self._running[job.id] = workflow
+        self.metrics.in_flight = len(self._running)
+        self.metrics.max_in_flight_seen = max(self.metrics.max_in_flight_seen, self.in_flight)
+        workflow.task = asyncio.create_task(self._run(workflow), name=f"workflow {job.id}")
+        return workflow
+
+    async def _run(self, workflow: Workflow) -> None:
+        job = workflow.job
+        since = time.monotonic()
         try:
-            await handle.id()
-        except BaseException:
-            completion.cancel()
-            raise
-        return completion
+            try:
+                handle = await self._hand_off(job)
+            except Exception as exc:  # refused for good: the DLQ takes the tombstone
+                await self._refused(job, exc)
+                workflow.created.set_result(None)
+                workflow.finished.set_result(None)
+                return
+            self.metrics.started += 1
+            workflow.created.set_result(None)
+            await self._follow(job.id, handle.result(), since)
+            workflow.finished.set_result(None)
+        finally:
+            for future in (workflow.created, workflow.finished):
+                future.cancel()  # no-op once resolved
+            del self._running[job.id]
+            self.metrics.in_flight = len(self._running)
+            self.slot_freed.set()
+
+    async def _hand_off(self, job: Job):
+        """``resonate.run`` until the promise exists; transient failures retry without limit."""
+        async for attempt in retrying(self._refusals, "hand-off", job.id, self._backoff_max):
+            with attempt:
+                if attempt.retry_state.attempt_number > 1:
+                    self.metrics.handoff_retries += 1
+                handle = self._resonate.options(version=start_version()).run(job.id, WORKFLOW, job)
+                await handle.id()
+                return handle
+        raise AssertionError("unreachable")
+
+    async def _refused(self, job: Job, error: BaseException) -> None:
+        why = f"hand-off refused after {self._refusals} attempts: {reason(error)}"
+        log.error("workflow could not be started; dead-lettering the tombstone", id=job.id, error=why)
+        self.metrics.failed += 1
+        await write_or_give_up(
+            lambda: job.dead_letter(self._publisher, why, type(error).__name__, self._refusals),
+            self._refusals,
+            "dead-letter",
+            job.id,
+        )
+        self.metrics.dead_lettered += 1
 
     async def _follow(self, tombstone_id: str, result: Awaitable[Outcome], since: float) -> None:
         try:
             outcome = await result
         except asyncio.CancelledError:
             raise
+        except StepRefused as exc:  # given up on; its tombstone was dead-lettered
+            self.metrics.failed += 1
+            self.metrics.dead_lettered += 1
+            log.error("workflow refused by the server; tombstone dead-lettered", id=tombstone_id, error=str(exc))
+            return
         except Exception as exc:
-            self._state.failed += 1
-            log.error("workflow failed", id=tombstone_id, error=repr(exc))
+            self.metrics.failed += 1
+            log.error("workflow failed", id=tombstone_id, error=reason(exc))
+            return
+        self.metrics.workflow_seconds.observe(time.monotonic() - since)
+        if outcome.status == "processed":
+            self.metrics.completed += 1
         else:
-            self._state.workflow_seconds.observe(time.monotonic() - since)
-            if outcome.status == "processed":
-                self._state.completed += 1
-            else:
-                self._state.dead_lettered += 1
-            log.info(
-                "workflow finished",
-                id=tombstone_id,
-                status=outcome.status,
-                batches=outcome.batches,
-                attempts=outcome.attempts,
-            )
-        finally:
-            del self._running[tombstone_id]
-            self._state.workflow_ended()
-            self.slot_freed.set()
+            self.metrics.dead_lettered += 1
+        log.info(
+            "workflow finished",
+            id=tombstone_id,
+            status=outcome.status,
+            batches=outcome.batches,
+            attempts=outcome.attempts,
+        )
 
     async def drain(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for every workflow in flight; True if all ended."""
-        pending = list(self._running.values())
+        pending = [w.task for w in self._running.values() if w.task is not None]
         if not pending:
             return True
         _, still_running = await asyncio.wait(pending, timeout=timeout)
         return not still_running
 
-    def abandon(self) -> None:
-        """Stop following the workflows in flight (they go on elsewhere when durable)."""
-        for task in list(self._running.values()):
+    async def abandon(self) -> None:
+        """Stop following the workflows in flight (they go on elsewhere when durable); a
+        hand-off still in progress is dropped, and its record redelivered."""
+        tasks = [w.task for w in self._running.values() if w.task is not None]
+        for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

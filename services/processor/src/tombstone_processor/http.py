@@ -28,6 +28,7 @@ class StateCollector:
         "batch_attempts": "Delete attempts executed here, failures included",
         "batch_failures": "Delete attempts that failed (and were retried)",
         "commits": "Offset commits made by the intake",
+        "handoff_retries": "Hand-offs tried again after a failure",
     }
 
     def __init__(self, state: ProcessorState) -> None:
@@ -39,6 +40,9 @@ class StateCollector:
         yield GaugeMetricFamily("tombstones_in_flight", "Workflows in flight", value=self._state.in_flight)
         yield GaugeMetricFamily(
             "tombstones_partitions_paused", "1 while intake is paused at the bound", value=int(self._state.paused)
+        )
+        yield GaugeMetricFamily(
+            "tombstones_records_pending", "Records taken whose offset has not settled", value=self._state.pending
         )
         yield GaugeMetricFamily(
             "tombstones_partitions_assigned", "Partitions assigned", value=len(self._state.assigned)
@@ -56,8 +60,17 @@ class HealthServer:
 
     CHECK_INTERVAL_SECONDS = 2.0
 
-    def __init__(self, state: ProcessorState, checks: dict[str, Check], port: int) -> None:
+    def __init__(
+        self,
+        state: ProcessorState,
+        checks: dict[str, Check],
+        port: int,
+        liveness: Callable[[], str | None] = lambda: None,
+        live_checks: dict[str, Callable[[], str | None]] | None = None,
+    ) -> None:
         self._checks = checks
+        self._live_checks = live_checks or {}  # cheap: evaluated on every request
+        self._liveness = liveness
         self._port = port
         self._problems: dict[str, str] = {"startup": "checks have not run yet"}
         self._checker: asyncio.Task[None] | None = None
@@ -90,10 +103,14 @@ class HealthServer:
             await asyncio.sleep(self.CHECK_INTERVAL_SECONDS)
 
     async def _healthz(self, _: web.Request) -> web.Response:
+        wedged = self._liveness()
+        if wedged:
+            return web.json_response({"status": "wedged", "reason": wedged}, status=503)
         return web.json_response({"status": "alive"})
 
     async def _readyz(self, _: web.Request) -> web.Response:
-        problems = self._problems
+        live = {name: check() for name, check in self._live_checks.items()}
+        problems = {**self._problems, **{name: why for name, why in live.items() if why is not None}}
         status = 503 if problems else 200
         return web.json_response({"ready": not problems, "problems": problems}, status=status)
 

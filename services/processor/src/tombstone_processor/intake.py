@@ -1,21 +1,24 @@
 """The Kafka side of the processor: poll, hand off, commit, pause when full.
 
-Each polled batch is handed off concurrently; once every workflow of the batch exists on the
-backend, the highest contiguous settled offset of each partition is committed. Nothing here
-waits for a workflow to *finish* (except in local mode, where nothing is durable before that),
-so a long tombstone never blocks the short ones behind it. When the processor holds
-``PROCESSOR_MAX_IN_FLIGHT`` workflows, its partitions are paused until one finishes.
+Every polled record becomes a task of its own that settles its offset once its workflow exists on
+the backend (in local mode: once it completed); the loop never waits for one. It keeps polling —
+so the consumer stays in its group however long a hand-off takes — and commits the highest
+contiguous settled offset of each partition. A record whose hand-off did not finish when the
+processor stops stays uncommitted and is redelivered. When ``PROCESSOR_MAX_IN_FLIGHT`` workflows
+are in flight, the partitions are paused until one ends.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import json
+import time
+from collections.abc import Coroutine
 
 from confluent_kafka import KafkaException, Message, TopicPartition
 from confluent_kafka.aio import AIOConsumer
-from opentelemetry.trace import Status, StatusCode
-from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
+from opentelemetry import trace
+from opentelemetry.trace import Span, Status, StatusCode
 
 from tombstone_common.logs import get_logger
 from tombstone_common.messages import (
@@ -26,21 +29,20 @@ from tombstone_common.messages import (
     utc_now,
 )
 from tombstone_common.telemetry import Messaging, context_from_headers, headers_from, kafka_attributes
-from tombstone_processor.dispatcher import Dispatcher
+from tombstone_processor.dispatcher import Dispatcher, Workflow
 from tombstone_processor.effects import Publisher
+from tombstone_processor.failures import write_or_give_up
 from tombstone_processor.offsets import PartitionOffsets
 from tombstone_processor.settings import ProcessorSettings
 from tombstone_processor.simulation import Work
-from tombstone_processor.state import ProcessorState
-from tombstone_processor.tracing import TraceContext, process_span
+from tombstone_processor.state import IntakeMetrics, Partition
+from tombstone_processor.tracing import TraceContext, start_process_span
 from tombstone_processor.workflow import Job
 
 log = get_logger(__name__)
 
 MAX_BATCH = 500
 POLL_SECONDS = 0.5
-
-Partition = tuple[str, int]
 
 
 class Intake:
@@ -50,14 +52,17 @@ class Intake:
         consumer: AIOConsumer,
         dispatcher: Dispatcher,
         publisher: Publisher,
-        state: ProcessorState,
+        metrics: IntakeMetrics,
     ) -> None:
         self._settings = settings
         self._consumer = consumer
         self._dispatcher = dispatcher
         self._publisher = publisher
-        self._state = state
+        self.metrics = metrics
         self._partitions: dict[Partition, PartitionOffsets] = {}
+        # one task per record until its offset settled: hand-offs, and invalid records' DLQ writes
+        self._settling: set[asyncio.Task[None]] = set()
+        self._dead_lettering = 0
         self._bound = settings.processor_max_in_flight
 
     async def run(self, stopping: asyncio.Event) -> None:
@@ -68,39 +73,90 @@ class Intake:
             on_lost=self._on_lost,
         )
         while not stopping.is_set():
-            free = self._bound - self._dispatcher.in_flight
-            if free <= 0:
+            if self._free_slots() <= 0:
                 await self._set_paused(True)
-                await self._wait_for_slot()
+                await self._wait_for_slot(stopping)
             else:
                 await self._set_paused(False)
                 messages = await self._consumer.consume(
-                    num_messages=min(free, MAX_BATCH), timeout=POLL_SECONDS
+                    num_messages=min(self._free_slots(), MAX_BATCH), timeout=POLL_SECONDS
                 )
-                await self._take(messages)
+                for message in messages:
+                    self._take(message)
             await self.commit()
+            self.metrics.progressed_at = time.monotonic()
 
-    # ── intake of one batch ─────────────────────────────────────────────────
+    def _free_slots(self) -> int:
+        """Workflows in flight (counted by the dispatcher) and invalid records still being
+        dead-lettered both hold a slot."""
+        return self._bound - self._dispatcher.in_flight - self._dead_lettering
 
-    async def _take(self, messages: list[Message]) -> None:
-        handoffs: list[Awaitable[None]] = []
-        for message in messages:
-            if message.error():
-                log.warning("consumer error", error=message.error().str())
-                continue
-            offsets = self._partitions.get((message.topic(), message.partition()))
-            if offsets is None:  # revoked while the batch was in flight: redelivered elsewhere
-                continue
-            self._state.consumed += 1
-            offsets.begin(message.offset())
-            handoffs.append(self._route(message, offsets))
-        await asyncio.gather(*handoffs)
+    # ── intake of one record ────────────────────────────────────────────────
 
-    async def _route(self, message: Message, offsets: PartitionOffsets) -> None:
-        position = SourcePosition(
-            topic=message.topic(), partition=message.partition(), offset=message.offset()
+    def _take(self, message: Message) -> None:
+        if message.error():
+            log.warning("consumer error", error=message.error().str())
+            return
+        offsets = self._partitions.get((message.topic(), message.partition()))
+        if offsets is None:  # revoked while the batch was in flight: redelivered elsewhere
+            return
+        self.metrics.consumed += 1
+        offsets.begin(message.offset())
+        position = SourcePosition(topic=message.topic(), partition=message.partition(), offset=message.offset())
+        span = self._process_span(message, position)
+        try:
+            tombstone = parse_tombstone(message.key(), message.value(), self._settings.processor_max_record_bytes)
+        except InvalidRecord as exc:
+            span.set_status(Status(StatusCode.ERROR, exc.reason))
+            self._settle_after(self._dead_letter(message, position, exc.reason), offsets, position, span)
+            return
+        key = message.key()
+        workflow = self._dispatcher.admit(
+            Job(
+                id=tombstone.id,
+                topic=position.topic,
+                partition=position.partition,
+                offset=position.offset,
+                work=Work(batches=tombstone.batches, error_rate=tombstone.error_rate),
+                started_at=utc_now().isoformat(),
+                key=key.decode() if key is not None else None,
+                value=message.value().decode(),
+                trace=TraceContext.under(span),
+            )
         )
-        key, value = message.key(), message.value()
+        self._settle_after(self._handed_off(workflow), offsets, position, span)
+
+    async def _handed_off(self, workflow: Workflow) -> None:
+        # shield: stopping this wait must not cancel the dispatcher's own futures
+        await asyncio.shield(workflow.created)
+        if not self._settings.durable:  # local mode: nothing survives a crash before completion
+            await asyncio.shield(workflow.finished)
+
+    def _settle_after(
+        self, work: Coroutine[None, None, None], offsets: PartitionOffsets, position: SourcePosition, span: Span
+    ) -> None:
+        """Settle ``position`` when ``work`` succeeded; if it is cancelled (shutdown, partition
+        revoked) the offset stays open and the record is redelivered."""
+
+        async def settle() -> None:
+            with trace.use_span(span, end_on_exit=True):
+                await work
+            offsets.settle(position.offset)
+
+        task = asyncio.create_task(settle(), name=f"settle {position.topic}/{position.partition}@{position.offset}")
+        self._settling.add(task)
+        self.metrics.pending = len(self._settling)
+        task.add_done_callback(self._settled)
+
+    def _settled(self, task: asyncio.Task[None]) -> None:
+        self._settling.discard(task)
+        self.metrics.pending = len(self._settling)
+        self._dispatcher.slot_freed.set()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("record not settled", error=repr(task.exception()))
+
+    def _process_span(self, message: Message, position: SourcePosition) -> Span:
+        key = message.key()
         attributes = kafka_attributes(
             "process",
             position.topic,
@@ -111,60 +167,56 @@ class Intake:
                 Messaging.GROUP: self._settings.kafka_consumer_group,
             },
         )
-        with process_span(position.topic, context_from_headers(message.headers()), **attributes) as span:
-            try:
-                tombstone = parse_tombstone(key, value, self._settings.processor_max_record_bytes)
-            except InvalidRecord as exc:
-                span.set_status(Status(StatusCode.ERROR, exc.reason))
-                await self._dead_letter(message, position, exc.reason)
-                offsets.settle(position.offset)
-                return
-            job = Job(
-                id=tombstone.id,
-                topic=position.topic,
-                partition=position.partition,
-                offset=position.offset,
-                work=Work(batches=tombstone.batches, error_rate=tombstone.error_rate),
-                started_at=utc_now().isoformat(),
-                key=key.decode() if key is not None else None,
-                value=value.decode(),
-                trace=TraceContext.under(span),
-            )
-            completion = await _retrying(lambda: self._dispatcher.start(job), "hand-off", job.id)
-        if self._settings.durable:
-            offsets.settle(position.offset)
-        else:  # local mode: nothing survives a crash, so the offset waits for completion
-            asyncio.ensure_future(completion).add_done_callback(
-                lambda _: offsets.settle(position.offset)
-            )
+        return start_process_span(position.topic, context_from_headers(message.headers()), **attributes)
 
-    async def _dead_letter(self, message: Message, position: SourcePosition, reason: str) -> None:
-        headers = [*dead_letter_headers(reason, "InvalidRecord", position), *headers_from()]
-        log.warning("dead-lettering invalid record", reason=reason, **position.model_dump())
-        await _retrying(
-            lambda: self._publisher.dead_letter(message.key(), message.value(), headers),
-            "dead-letter",
-            f"{position.topic}/{position.partition}/{position.offset}",
-        )
-        self._state.invalid += 1
+    async def _dead_letter(self, message: Message, position: SourcePosition, why: str) -> None:
+        headers = [*dead_letter_headers(why, "InvalidRecord", position), *headers_from()]
+        log.warning("dead-lettering invalid record", reason=why, **position.model_dump())
+        self._dead_lettering += 1
+        try:
+            await write_or_give_up(
+                lambda: self._publisher.dead_letter(message.key(), message.value(), headers),
+                self._settings.processor_handoff_attempts,
+                "dead-letter",
+                f"{position.topic}/{position.partition}@{position.offset}",
+            )
+        finally:
+            self._dead_lettering -= 1
+        self.metrics.invalid += 1
+
+    async def stop(self) -> None:
+        """Drop what has not settled: those records stay uncommitted and come back."""
+        for task in list(self._settling):
+            task.cancel()
+        await asyncio.gather(*self._settling, return_exceptions=True)
+
+    def record_lag(self, stats_json: str) -> None:
+        """librdkafka statistics → consumer lag per assigned partition."""
+        stats = json.loads(stats_json)
+        lag = {}
+        for topic, data in stats.get("topics", {}).items():
+            for partition, values in data.get("partitions", {}).items():
+                if (topic, int(partition)) in self.metrics.assigned and values.get("consumer_lag", -1) >= 0:
+                    lag[(topic, int(partition))] = values["consumer_lag"]
+        self.metrics.lag = lag
 
     # ── back-pressure ───────────────────────────────────────────────────────
 
     async def _set_paused(self, paused: bool) -> None:
-        if paused == self._state.paused:
+        if paused == self.metrics.paused:
             return
         partitions = [TopicPartition(t, p) for t, p in self._partitions]
         if partitions:
             await (self._consumer.pause if paused else self._consumer.resume)(partitions)
-        self._state.paused = paused
+        self.metrics.paused = paused
         if paused:
-            self._state.pauses += 1
+            self.metrics.pauses += 1
         log.debug("partitions paused" if paused else "partitions resumed", in_flight=self._dispatcher.in_flight)
 
-    async def _wait_for_slot(self) -> None:
-        """Keep the group membership alive (poll) until a workflow frees a slot."""
+    async def _wait_for_slot(self, stopping: asyncio.Event) -> None:
+        """Keep the group membership alive (poll) until a workflow frees a slot, or we stop."""
         self._dispatcher.slot_freed.clear()
-        while self._dispatcher.in_flight >= self._bound:
+        while self._free_slots() <= 0 and not stopping.is_set():
             message = await self._consumer.poll(0.1)
             if message is not None and not message.error():
                 # Paused partitions deliver nothing; this one was assigned meanwhile. Put it back.
@@ -175,7 +227,9 @@ class Intake:
                 await asyncio.wait_for(self._dispatcher.slot_freed.wait(), POLL_SECONDS)
             except TimeoutError:
                 pass
+            self._dispatcher.slot_freed.clear()
             await self.commit()
+            self.metrics.progressed_at = time.monotonic()
 
     # ── offsets ─────────────────────────────────────────────────────────────
 
@@ -199,17 +253,17 @@ class Intake:
             return
         for tp, position in pending:
             self._partitions[tp].mark_committed(position)
-        self._state.commits += 1
+        self.metrics.commits += 1
 
     # ── rebalances (called by the consumer, on the event loop) ──────────────
 
     async def _on_assign(self, consumer: AIOConsumer, partitions: list[TopicPartition]) -> None:
-        self._state.joined = True
+        self.metrics.joined, self.metrics.lost = True, False
         for tp in partitions:
             self._partitions[(tp.topic, tp.partition)] = PartitionOffsets()
-            self._state.assigned.add((tp.topic, tp.partition))
+            self.metrics.assigned.add((tp.topic, tp.partition))
         await consumer.incremental_assign(partitions)
-        if self._state.paused and partitions:
+        if self.metrics.paused and partitions:
             await consumer.pause(partitions)
         log.info("partitions assigned", partitions=_names(partitions))
 
@@ -221,6 +275,8 @@ class Intake:
         log.info("partitions revoked", partitions=_names(partitions))
 
     async def _on_lost(self, consumer: AIOConsumer, partitions: list[TopicPartition]) -> None:
+        # Not in the group any more until the next assignment: /readyz says so.
+        self.metrics.joined, self.metrics.lost = False, True
         self._forget([(tp.topic, tp.partition) for tp in partitions])
         await consumer.incremental_unassign(partitions)
         log.warning("partitions lost", partitions=_names(partitions))
@@ -228,26 +284,8 @@ class Intake:
     def _forget(self, partitions: list[Partition]) -> None:
         for tp in partitions:
             self._partitions.pop(tp, None)
-            self._state.assigned.discard(tp)
+            self.metrics.assigned.discard(tp)
 
 
 def _names(partitions: list[TopicPartition]) -> list[str]:
     return [f"{tp.topic}/{tp.partition}" for tp in partitions]
-
-
-async def _retrying[T](action: Callable[[], Awaitable[T]], what: str, subject: str) -> T:
-    """Retry a hand-off or dead-letter write until it works: a dependency being down is no
-    reason to drop a message. The partition waits meanwhile; nothing is committed past it."""
-    async for attempt in AsyncRetrying(
-        retry=retry_if_exception_type(Exception),
-        wait=wait_exponential(multiplier=0.2, max=5),
-        before_sleep=lambda state: log.warning(
-            f"{what} failed; retrying",
-            subject=subject,
-            attempt=state.attempt_number,
-            error=repr(state.outcome.exception()),
-        ),
-    ):
-        with attempt:
-            return await action()
-    raise AssertionError("unreachable")

@@ -57,6 +57,10 @@ class ProcessorSettings(SimulationSettings):
         10_000, ge=1_000, le=300_000,
         description="A processor that stops heartbeating loses its partitions after this.",
     )
+    kafka_max_poll_interval_ms: int = Field(
+        300_000, ge=1_000, le=3_600_000,
+        description="A consumer that does not poll this long leaves its group (the intake always polls).",
+    )
     processor_max_in_flight: int = Field(
         100, ge=1, le=100_000, description="Workflows in flight per processor; full = paused."
     )
@@ -74,6 +78,20 @@ class ProcessorSettings(SimulationSettings):
     processor_shutdown_grace_seconds: float = Field(
         20.0, ge=0, description="On SIGTERM, how long to wait for in-flight work."
     )
+    processor_handoff_attempts: int = Field(
+        3, ge=1, le=100,
+        description="Refusals (4xx…) of a hand-off, step or dead-letter write before giving up on it.",
+    )
+    processor_liveness_seconds: float = Field(
+        60.0, gt=0,
+        description="/healthz fails when the intake made no progress this long with records pending.",
+    )
+
+    @model_validator(mode="after")
+    def _poll_interval_covers_the_session(self) -> ProcessorSettings:
+        if self.kafka_max_poll_interval_ms < self.kafka_session_timeout_ms:
+            raise ValueError("KAFKA_MAX_POLL_INTERVAL_MS must be >= KAFKA_SESSION_TIMEOUT_MS")
+        return self
 
     @model_validator(mode="after")
     def _retry_delays_ordered(self) -> ProcessorSettings:

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 
 from tombstone_processor.settings import SimulationSettings
-from tombstone_processor.state import ProcessorState
+from tombstone_processor.state import DeletionMetrics
 
 
 class DeleteError(Exception):
@@ -48,9 +48,11 @@ class Ledger:
 class SimulatedDeleter:
     """Deletes one batch per call. Attempts are counted per durable step until it succeeds."""
 
-    def __init__(self, settings: SimulationSettings, processor: str, state: ProcessorState | None = None) -> None:
+    def __init__(
+        self, settings: SimulationSettings, processor: str, metrics: DeletionMetrics | None = None
+    ) -> None:
         self._settings = settings
-        self._state = state if state is not None else ProcessorState()
+        self._metrics = metrics if metrics is not None else DeletionMetrics()
         self._processor = processor
         self._random = random.Random()
         self._attempts: dict[str, int] = {}
@@ -87,9 +89,9 @@ class SimulatedDeleter:
                 pid=os.getpid(),
                 at=time.time(),
             )
-        self._state.batch_attempts += 1
+        self._metrics.batch_attempts += 1
         if failed:
-            self._state.batch_failures += 1
+            self._metrics.batch_failures += 1
             if attempt >= self._settings.delete_max_attempts:
                 del self._attempts[step_id]
             raise DeleteError(f"batch {batch} of {tombstone_id} failed (attempt {attempt})")

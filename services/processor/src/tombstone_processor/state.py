@@ -1,32 +1,53 @@
-"""What a processor is doing right now, for tests, logs and metrics."""
+"""What a processor is doing right now, for tests, probes and metrics.
+
+Each part of the processor owns the counters it changes and is the only one that writes them:
+the intake (:class:`IntakeMetrics`), the dispatcher (:class:`WorkflowMetrics`) and the simulated
+deletion (:class:`DeletionMetrics`). :class:`ProcessorState` is a read-only view over the three.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass, field, fields
 
 from prometheus_client import CollectorRegistry, Histogram
 
+Partition = tuple[str, int]
+
 
 @dataclass
-class ProcessorState:
+class IntakeMetrics:
+    """Written by the intake only."""
+
     consumed: int = 0
-    started: int = 0
+    invalid: int = 0
+    commits: int = 0
+    paused: bool = False
+    pauses: int = 0
+    assigned: set[Partition] = field(default_factory=set)
+    joined: bool = False  # the consumer holds a (possibly empty) assignment of its group
+    lost: bool = False  # its partitions were taken away without a revoke (session timed out)
+    lag: dict[Partition, int] = field(default_factory=dict)
+    pending: int = 0  # records taken whose offset has not settled yet
+    progressed_at: float = field(default_factory=time.monotonic)  # last completed loop iteration
+
+    def stalled_for(self) -> float:
+        return time.monotonic() - self.progressed_at
+
+
+@dataclass
+class WorkflowMetrics:
+    """Written by the dispatcher only."""
+
+    registry: CollectorRegistry
+    started: int = 0  # workflows whose promise was created (or joined) by a hand-off from here
     duplicates: int = 0
     completed: int = 0
     dead_lettered: int = 0
-    invalid: int = 0
     failed: int = 0
-    batch_attempts: int = 0
-    batch_failures: int = 0
-    commits: int = 0
+    handoff_retries: int = 0
     in_flight: int = 0
     max_in_flight_seen: int = 0
-    paused: bool = False
-    pauses: int = 0
-    assigned: set[tuple[str, int]] = field(default_factory=set)
-    joined: bool = False  # the consumer has received its (possibly empty) first assignment
-    lag: dict[tuple[str, int], int] = field(default_factory=dict)
-    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
 
     def __post_init__(self) -> None:
         self.workflow_seconds = Histogram(
@@ -36,10 +57,32 @@ class ProcessorState:
             registry=self.registry,
         )
 
-    def workflow_started(self) -> None:
-        self.started += 1
-        self.in_flight += 1
-        self.max_in_flight_seen = max(self.max_in_flight_seen, self.in_flight)
 
-    def workflow_ended(self) -> None:
-        self.in_flight -= 1
+@dataclass
+class DeletionMetrics:
+    """Written by the simulated deletion only."""
+
+    batch_attempts: int = 0
+    batch_failures: int = 0
+
+
+class ProcessorState:
+    """A read-only view over the parts' metrics: ``state.completed``, ``state.consumed``, …"""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.intake = IntakeMetrics()
+        self.workflows = WorkflowMetrics(self.registry)
+        self.deletions = DeletionMetrics()
+        self._owners = {
+            f.name: part
+            for part in (self.intake, self.workflows, self.deletions)
+            for f in fields(part)
+            if f.name != "registry"
+        }
+
+    def __getattr__(self, name: str) -> object:
+        owners = self.__dict__.get("_owners", {})
+        if name in owners:
+            return getattr(owners[name], name)
+        raise AttributeError(name)

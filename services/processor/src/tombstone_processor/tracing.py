@@ -105,5 +105,6 @@ def emit_workflow_span(trace_context: TraceContext, started_at: float, ok: bool,
     span.end(end_time=_ns(time.time()))
 
 
-def process_span(topic: str, parent: Context, **attributes: object):
-    return _tracer.start_as_current_span(f"process {topic}", context=parent, kind=SpanKind.CONSUMER, attributes=attributes)
+def start_process_span(topic: str, parent: Context, **attributes: object) -> Span:
+    """The ``process`` span of one record; its owner ends it once the record was handed off."""
+    return _tracer.start_span(f"process {topic}", context=parent, kind=SpanKind.CONSUMER, attributes=attributes)

@@ -8,15 +8,19 @@ steps from their stored results instead of running them again.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from opentelemetry.trace import SpanKind
 from resonate.context import Context
+from resonate.error import PlatformError
+from resonate.resonate import Resonate
 
 from tombstone_common.messages import ProcessedRecord, SourcePosition, dead_letter_headers, utc_now
 from tombstone_common.telemetry import headers_from, kafka_attributes
 from tombstone_processor.effects import Publisher
+from tombstone_processor.refusals import StepRefusals
 from tombstone_processor.settings import SimulationSettings
 from tombstone_processor.simulation import BatchResult, SimulatedDeleter, Work
 from tombstone_processor.tracing import TraceContext, emit_span, emit_workflow_span, step_span
@@ -39,6 +43,14 @@ class Job:
     @property
     def source(self) -> SourcePosition:
         return SourcePosition(topic=self.topic, partition=self.partition, offset=self.offset)
+
+    async def dead_letter(self, publisher: Publisher, reason: str, error_class: str, attempts: int) -> None:
+        """Write the original record to the DLQ with the reason (in the current trace context)."""
+        await publisher.dead_letter(
+            self.key.encode() if self.key is not None else None,
+            self.value.encode(),
+            [*dead_letter_headers(reason, error_class, self.source, attempts), *headers_from()],
+        )
 
 
 @dataclass(frozen=True)
@@ -86,9 +98,18 @@ class Dependencies:
     config: WorkflowConfig
     deleter: SimulatedDeleter
     publisher: Publisher
+    refusals: StepRefusals
 
 
 async def cleanup_tombstone(ctx: Context, job: Job) -> Outcome:
+    try:
+        return await _cleanup(ctx, job)
+    except PlatformError as exc:  # the server refused a durable step: reported, then re-raised
+        await ctx.get_dependency(Dependencies).refusals.refused(job, exc.cause)
+        raise
+
+
+async def _cleanup(ctx: Context, job: Job) -> Outcome:
     config = ctx.get_dependency(Dependencies).config
     batches = attempts = 0
     slept_since: float | None = None
@@ -133,7 +154,6 @@ async def publish_processed(ctx: Context, job: Job, batches: int, attempts: int)
         completed_at=utc_now(),
         processor=deps.config.processor,
     )
-    _emit_workflow(job, ok=True, batches=batches, attempts=attempts)
     with step_span(
         f"send {deps.publisher.topics.topic_processed}",
         job.trace,
@@ -142,19 +162,16 @@ async def publish_processed(ctx: Context, job: Job, batches: int, attempts: int)
     ) as span:
         await deps.publisher.processed(record, headers_from())
         span.set_attribute("tombstone.source.offset", job.offset)
+    # Only now: a publish that failed and is retried must not have exported a workflow span.
+    _emit_workflow(job, ok=True, batches=batches, attempts=attempts)
 
 
 async def dead_letter(ctx: Context, job: Job, reason: str, batches: int, attempts: int) -> None:
     publisher = ctx.get_dependency(Dependencies).publisher
-    _emit_workflow(job, ok=False, batches=batches, attempts=attempts)
-    headers = dead_letter_headers(reason, "DeleteFailed", job.source, attempts)
     with step_span(f"send {publisher.topics.topic_dlq}", job.trace, kind=SpanKind.PRODUCER,
                    **kafka_attributes("send", publisher.topics.topic_dlq, job.id)):
-        await publisher.dead_letter(
-            job.key.encode() if job.key is not None else None,
-            job.value.encode(),
-            [*headers, *headers_from()],
-        )
+        await job.dead_letter(publisher, reason, "DeleteFailed", attempts)
+    _emit_workflow(job, ok=False, batches=batches, attempts=attempts)
 
 
 def _emit_workflow(job: Job, ok: bool, batches: int, attempts: int) -> None:
@@ -162,3 +179,25 @@ def _emit_workflow(job: Job, ok: bool, batches: int, attempts: int) -> None:
     emit_workflow_span(
         job.trace, started, ok, **{"tombstone.id": job.id, "batches": batches, "attempts": attempts}
     )
+
+
+#: The name every version of the workflow is registered under.
+WORKFLOW = "cleanup_tombstone"
+
+#: Every version this code can run; new workflows start on the highest. A version's promises
+#: store its number, and a resumed workflow replays its finished steps against the code
+#: registered for that number, so the code of a registered version never changes. Changing the
+#: workflow (steps added, removed, reordered, or their arguments) means a new entry here beside
+#: the old one; see "Changing the workflow" in the README for the rule.
+VERSIONS: dict[int, Callable[..., Awaitable[Outcome]]] = {1: cleanup_tombstone}
+
+
+def register_workflows(resonate: Resonate) -> None:
+    """Register every version explicitly, under one name."""
+    for version, function in VERSIONS.items():
+        resonate.register(function, name=WORKFLOW, version=version)
+
+
+def start_version() -> int:
+    """The version new workflows start on."""
+    return max(VERSIONS)

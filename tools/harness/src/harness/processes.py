@@ -30,14 +30,15 @@ def metric(body: bytes, name: str) -> float | None:
 class ProcessorProcess:
     """One ``record-processor``; every (re)start is a new process with a new name suffix."""
 
-    def __init__(self, name: str, env: dict[str, str], run_dir: Path) -> None:
+    def __init__(self, name: str, env: dict[str, str], run_dir: Path, command: list[str] | None = None) -> None:
         self.name = name
         self.env = env
         self.port = free_port()
         self.process = Managed(f"processor-{name}", run_dir)
         self.starts = 0
         self.pids: list[int] = []
-        self.command = [str(BIN / "record-processor")]  # a profiler may wrap it
+        # Another program may stand in (a next release), or wrap it (a profiler).
+        self.command = command or [str(BIN / "record-processor")]
 
     @property
     def url(self) -> str:

@@ -1,0 +1,102 @@
+"""Proving, before consuming, that the Resonate server accepts what this SDK sends.
+
+A server from before the ``<id>:<lineage>`` promise ids (resonate-sdk 0.8's child ids) accepts the
+workflow's root promise but refuses every step with ``400``; a processor against it would commit
+offsets for workflows that can never run. So at start the processor runs one probe workflow with
+one step under a reserved id: a refusal ends the process (exit 2, one line), a server that is
+merely away is waited for (``/readyz`` says so meanwhile).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from resonate.context import Context
+from resonate.error import PlatformError
+from resonate.resonate import Resonate
+
+from tombstone_common.logs import get_logger
+from tombstone_processor.failures import is_transient, reason, retrying
+
+log = get_logger(__name__)
+
+#: The one place the required server is named; the README and the chart's docs point here.
+REQUIRED_SERVER = "a Resonate server that accepts `<id>:<lineage>` promise ids (v0.10.0 or later)"
+
+#: Tombstone ids never contain ``@``, so no tombstone can collide with a probe.
+PROBE_PREFIX = "@server-check."
+
+
+class ServerRefused(Exception):
+    """The server answered a request of the probe with a 4xx: it is not compatible."""
+
+    def __init__(self, what: str, error: BaseException) -> None:
+        super().__init__(f"{what}: {reason(error)}")
+        self.what = what
+        self.error = error
+
+
+@dataclass
+class ServerCheck:
+    """The probe's channel back to the check: a step refusal cannot be awaited otherwise (the SDK
+    releases the task and the server offers it again, forever)."""
+
+    refusals: dict[str, asyncio.Future[BaseException]] = field(default_factory=dict)
+    status: str = "server check has not run yet"
+
+    def refused(self, probe_id: str, error: BaseException) -> None:
+        future = self.refusals.get(probe_id)
+        if future is not None and not future.done():
+            future.set_result(error)
+
+
+async def server_check_probe(ctx: Context) -> str:
+    """The probe workflow: one step, as every tombstone workflow's first step."""
+    try:
+        return await ctx.run(_step_accepted)
+    except PlatformError as exc:
+        if not is_transient(exc.cause):
+            ctx.get_dependency(ServerCheck).refused(ctx.info.id, exc.cause)
+        raise
+
+
+async def _step_accepted(_: Context) -> str:
+    return "accepted"
+
+
+async def check_server(resonate: Resonate, check: ServerCheck, url: str, refusals: int) -> None:
+    """Return once a probe workflow completed; raise :class:`ServerRefused` on a refusal."""
+    probe_id = f"{PROBE_PREFIX}{uuid.uuid4().hex}"
+    step_refused: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
+    check.refusals[probe_id] = step_refused
+    check.status = f"checking the Resonate server at {url}"
+    try:
+        try:
+            async for attempt in retrying(refusals, "server check", url):
+                with attempt:
+                    handle = resonate.options(timeout=timedelta(minutes=5)).run(probe_id, server_check_probe)
+                    await handle.id()
+        except Exception as exc:
+            raise ServerRefused("creating the probe workflow's promise", exc) from exc
+        check.status = f"waiting for the probe workflow's step on the Resonate server at {url}"
+        result = asyncio.ensure_future(handle.result())
+        done, _ = await asyncio.wait({result, step_refused}, return_when=asyncio.FIRST_COMPLETED)
+        if step_refused in done:
+            result.cancel()
+            raise ServerRefused("creating a step promise (`<id>:<lineage>` id)", step_refused.result())
+        result.result()
+        check.status = ""
+        log.info("Resonate server accepts this processor's workflows", url=url)
+    finally:
+        check.refusals.pop(probe_id, None)
+        step_refused.cancel()
+
+
+def incompatible_server_line(url: str, refusal: ServerRefused) -> str:
+    return (
+        f"the Resonate server at {url} refused {refusal.what}: {reason(refusal.error)}; "
+        f"this processor needs {REQUIRED_SERVER}"
+    )

@@ -1,0 +1,76 @@
+"""Changing the workflow while workflows sleep: a rolling upgrade from version 1 to version 2."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import pytest
+
+from devstack.procs import wait_until
+from tests.conftest import REPO
+from tests.support.faults import Kill, judge
+from harness.kafka import read_until
+from tests.support.next_release import VERSION_LOG
+from harness.ledger import read_ledger
+from harness.topics import create_topics, send_tombstones
+from harness.processes import ProcessorProcess
+from tests.support.processes import durable_env
+from tombstone_common.messages import Tombstone
+from tombstone_producer.produce import new_ids
+
+pytestmark = pytest.mark.durable
+
+
+def test_workflows_started_on_version_1_finish_beside_version_2_with_nothing_lost_or_rerun(
+    private_stack, names, uid, tmp_path
+):
+    broker, server = private_stack
+    create_topics(broker.bootstrap_servers, names, partitions=2)
+    version_log = tmp_path / "versions.jsonl"
+    env = durable_env(
+        broker, server, names, tmp_path, DELETE_BATCH_INTERVAL_SECONDS="3",
+        **{VERSION_LOG: str(version_log), "PYTHONPATH": str(REPO)},
+    )
+    next_release = [sys.executable, "-m", "tests.support.next_release"]
+    ledger = lambda: read_ledger(tmp_path / "ledger.jsonl")  # noqa: E731
+
+    old = [Tombstone(id=tid, batches=3) for tid in new_ids(10, f"v1{uid}")]
+    first = [ProcessorProcess(name, env, tmp_path) for name in ("a", "b")]
+    for processor in first:
+        processor.start()
+    send_tombstones(broker.bootstrap_servers, names, old)
+    # every old workflow finished its first batch and sleeps
+    wait_until(lambda: {e["id"] for e in ledger() if e["ok"]} >= {t.id for t in old}, 60, "all asleep after batch 1")
+    kills = []
+    for processor in first:
+        pid = processor.pid
+        assert processor.terminate() == 0
+        kills.append(Kill(time.time(), pid, "SIGTERM"))
+
+    upgraded = ProcessorProcess("c", env, tmp_path, command=next_release)
+    previous = ProcessorProcess("d", env, tmp_path)
+    upgraded.start()
+    previous.start()
+    new = [Tombstone(id=tid, batches=2) for tid in new_ids(10, f"v2{uid}")]
+    try:
+        send_tombstones(broker.bootstrap_servers, names, new)
+        ids = [t.id for t in old + new]
+        records = read_until(
+            broker.bootstrap_servers, names["TOPIC_PROCESSED"], lambda r: {x.key for x in r} >= set(ids), timeout=180
+        )
+        upgraded_pid = upgraded.pid
+    finally:
+        assert upgraded.terminate() == 0
+        assert previous.terminate() == 0
+
+    verdict = judge(ids, [(r.key, r.value) for r in records], ledger(), kills)
+    assert verdict.lost == [] and verdict.duplicates == 0
+    assert verdict.unexplained_redos == [], "no finished step ran again"
+    on_v2 = [json.loads(line)["id"] for line in version_log.read_text().splitlines()] if version_log.exists() else []
+    assert not set(on_v2) & {t.id for t in old}, "a version 1 workflow never ran version 2 code"
+    assert on_v2, "the upgraded processor started new workflows on version 2"
+    assert len(on_v2) == len(set(on_v2)), "version 2's first step ran once per workflow"
+    resumed_on_upgraded = {e["id"] for e in ledger() if e["pid"] == upgraded_pid} & {t.id for t in old}
+    assert resumed_on_upgraded, "version 1 workflows resumed on the upgraded processor too"

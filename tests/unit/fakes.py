@@ -1,0 +1,165 @@
+"""Stand-ins for the consumer, the Resonate client and the publisher, for the intake's failure
+cases: each records what the processor did and lets a test decide what the dependency answers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+
+from confluent_kafka import TopicPartition
+
+from tombstone_common.settings import TopicSettings
+from tombstone_processor.effects import Publisher
+from tombstone_processor.workflow import Outcome
+
+
+@dataclass
+class FakeMessage:
+    _topic: str
+    _partition: int
+    _offset: int
+    _key: bytes | None
+    _value: bytes | None
+
+    def topic(self):
+        return self._topic
+
+    def partition(self):
+        return self._partition
+
+    def offset(self):
+        return self._offset
+
+    def key(self):
+        return self._key
+
+    def value(self):
+        return self._value
+
+    def headers(self):
+        return []
+
+    def error(self):
+        return None
+
+
+class FakeConsumer:
+    """One topic; ``add`` queues records for ``consume``; ``commit`` remembers the offsets."""
+
+    def __init__(self, topic: str = "tombstones", partitions: int = 1) -> None:
+        self.topic = topic
+        self.partitions = [TopicPartition(topic, p) for p in range(partitions)]
+        self.queue: list[FakeMessage] = []
+        self.next_offset = {p: 0 for p in range(partitions)}
+        self.committed: dict[int, int] = {}
+        self.polls = 0
+        self.unwedged = asyncio.Event()  # cleared: consume does not return (a stuck client call)
+        self.unwedged.set()
+        self.callbacks = {}
+        self.closed = False
+
+    def add(self, tombstone_id: str | None, value: bytes | None = None, partition: int = 0) -> int:
+        offset = self.next_offset[partition]
+        self.next_offset[partition] += 1
+        value = value if value is not None else json.dumps({"id": tombstone_id}).encode()
+        key = tombstone_id.encode() if tombstone_id is not None else None
+        self.queue.append(FakeMessage(self.topic, partition, offset, key, value))
+        return offset
+
+    async def subscribe(self, topics, on_assign, on_revoke, on_lost):
+        self.callbacks = {"assign": on_assign, "revoke": on_revoke, "lost": on_lost}
+        await on_assign(self, self.partitions)
+
+    async def lose_partitions(self):
+        await self.callbacks["lost"](self, self.partitions)
+
+    async def consume(self, num_messages, timeout):
+        self.polls += 1
+        await self.unwedged.wait()
+        if not self.queue:
+            await asyncio.sleep(min(timeout, 0.01))
+        taken, self.queue = self.queue[:num_messages], self.queue[num_messages:]
+        return taken
+
+    async def poll(self, timeout):
+        self.polls += 1
+        await asyncio.sleep(min(timeout, 0.01))
+        return None
+
+    async def commit(self, offsets, asynchronous):
+        for tp in offsets:
+            self.committed[tp.partition] = tp.offset
+
+    async def pause(self, partitions):
+        pass
+
+    async def resume(self, partitions):
+        pass
+
+    async def seek(self, partition):
+        pass
+
+    async def incremental_assign(self, partitions):
+        pass
+
+    async def incremental_unassign(self, partitions):
+        pass
+
+    async def close(self):
+        self.closed = True
+
+
+class FakeHandle:
+    def __init__(self, created: asyncio.Future, result: asyncio.Future) -> None:
+        self._created = created
+        self._result = result
+
+    async def id(self):
+        await self._created
+
+    async def result(self):
+        return await asyncio.shield(self._result)
+
+
+@dataclass
+class FakeResonate:
+    """``run`` answers what the test scripted for that id: a list of errors for the first
+    attempts (then success); workflows finish when the test calls ``finish``."""
+
+    failures: dict[str, list[BaseException]] = field(default_factory=dict)
+    hang: set[str] = field(default_factory=set)  # ids whose create never answers (server away)
+    runs: list[str] = field(default_factory=list)
+    results: dict[str, asyncio.Future] = field(default_factory=dict)
+
+    def options(self, **_):
+        return self
+
+    def run(self, tombstone_id, _function, job):
+        self.runs.append(tombstone_id)
+        loop = asyncio.get_running_loop()
+        created = loop.create_future()
+        if tombstone_id in self.hang:
+            pass
+        elif self.failures.get(tombstone_id):
+            created.set_exception(self.failures[tombstone_id].pop(0))
+        else:
+            created.set_result(None)
+        result = self.results.setdefault(tombstone_id, loop.create_future())
+        return FakeHandle(created, result)
+
+    def finish(self, tombstone_id: str) -> None:
+        self.results[tombstone_id].set_result(Outcome(tombstone_id, "processed", 1, 1))
+
+
+class RecordingPublisher(Publisher):
+    def __init__(self) -> None:  # no Kafka: keep what would have been sent
+        self.topics = TopicSettings(_env_file=None)
+        self.records = []
+        self.dead_letters = []
+
+    async def processed(self, record, headers=()):
+        self.records.append(record)
+
+    async def dead_letter(self, key, value, headers):
+        self.dead_letters.append((key, value, dict(headers)))

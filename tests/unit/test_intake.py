@@ -1,0 +1,176 @@
+"""The intake's failure cases with a fake consumer and a scripted Resonate client."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from contextlib import asynccontextmanager
+
+import pytest
+from resonate.error import ServerError
+
+from devstack.procs import wait_until
+from tests.unit.fakes import FakeConsumer, FakeResonate, RecordingPublisher
+from tombstone_common.messages import DeadLetterHeader
+from tombstone_processor.app import Processor, consumer_readiness
+from tombstone_processor.dispatcher import Dispatcher
+from tombstone_processor.http import HealthServer
+from tombstone_processor.intake import Intake
+from tombstone_processor.settings import ProcessorSettings
+from tombstone_processor.state import ProcessorState
+
+
+def settings(**overrides) -> ProcessorSettings:
+    values = dict(
+        kafka_bootstrap_servers="127.0.0.1:9",
+        resonate_url="http://127.0.0.1:9",
+        processor_max_in_flight=10,
+        processor_handoff_attempts=3,
+        processor_http_port=0,
+        _env_file=None,
+    )
+    values.update(overrides)
+    return ProcessorSettings(**values)
+
+
+@asynccontextmanager
+async def intake_running(resonate: FakeResonate, consumer: FakeConsumer, **overrides):
+    config = settings(**overrides)
+    state = ProcessorState()
+    publisher = RecordingPublisher()
+    dispatcher = Dispatcher(resonate, state.workflows, publisher, config.processor_handoff_attempts, backoff_max=0.01)
+    intake = Intake(config, consumer, dispatcher, publisher, state.intake)
+    stopping = asyncio.Event()
+    task = asyncio.create_task(intake.run(stopping))
+    try:
+        yield state, intake, dispatcher, publisher
+    finally:
+        stopping.set()
+        await asyncio.wait_for(task, 5)
+        await intake.stop()
+        await intake.commit()
+        await dispatcher.abandon()
+
+
+async def until(condition, what: str, timeout: float = 5.0) -> None:
+    await asyncio.to_thread(wait_until, condition, timeout, what)
+
+
+async def test_a_hand_off_that_never_answers_blocks_neither_polling_nor_the_records_behind_it():
+    consumer = FakeConsumer()
+    resonate = FakeResonate(hang={"b"})
+    for tid in ("a", "b", "c"):
+        consumer.add(tid)
+    async with intake_running(resonate, consumer) as (state, intake, dispatcher, _):
+        await until(lambda: state.started == 2, "a and c handed off")
+        polls = consumer.polls
+        await until(lambda: consumer.polls > polls + 3, "the intake keeps polling")
+        await until(lambda: consumer.committed.get(0) == 1, "a committed; b holds the position")
+        assert state.in_flight == 3, "b holds a slot while it waits"
+    assert consumer.committed[0] == 1, "b was never handed off: it stays uncommitted and comes back"
+
+
+async def test_a_transient_server_error_is_retried_and_counts_one_start():
+    consumer = FakeConsumer()
+    resonate = FakeResonate(failures={"a": [ServerError(503, "unavailable"), ServerError(429, "slow down")] * 3})
+    consumer.add("a")
+    async with intake_running(resonate, consumer) as (state, *_):
+        await until(lambda: state.started == 1, "handed off after the transient failures")
+        await until(lambda: consumer.committed.get(0) == 1, "offset committed")
+        assert state.handoff_retries == 6
+        assert state.failed == 0 and state.dead_lettered == 0
+    assert resonate.runs == ["a"] * 7
+
+
+async def test_a_refused_hand_off_is_dead_lettered_with_the_reason_and_its_offset_settles():
+    consumer = FakeConsumer()
+    refusal = ServerError(400, "Promise ID must be prefixed by resonate:origin")
+    resonate = FakeResonate(failures={"bad": [refusal] * 10})
+    consumer.add("bad")
+    consumer.add("good")
+    async with intake_running(resonate, consumer) as (state, _, _, publisher):
+        await until(lambda: consumer.committed.get(0) == 2, "both offsets settled")
+        assert state.failed == 1 and state.dead_lettered == 1 and state.started == 1
+    assert resonate.runs.count("bad") == 3, "PROCESSOR_HANDOFF_ATTEMPTS bounds the attempts"
+    ((key, value, headers),) = publisher.dead_letters
+    assert key == b"bad" and b'"bad"' in value
+    assert b"Promise ID must be prefixed" in headers[DeadLetterHeader.REASON]
+    assert headers[DeadLetterHeader.ERROR_CLASS] == b"ServerError"
+    assert headers[DeadLetterHeader.ATTEMPTS] == b"3"
+
+
+async def test_polling_continues_at_the_bound_while_hand_offs_wait():
+    consumer = FakeConsumer()
+    resonate = FakeResonate(hang={f"t{n}" for n in range(5)})
+    for n in range(8):
+        consumer.add(f"t{n}")
+    async with intake_running(resonate, consumer, processor_max_in_flight=5) as (state, *_):
+        await until(lambda: state.paused, "paused at the bound")
+        polls = consumer.polls
+        await until(lambda: consumer.polls > polls + 3, "still polling (group membership) while paused")
+        assert state.in_flight == 5 and state.consumed == 5
+
+
+async def test_local_mode_settles_an_offset_only_when_its_workflow_completed():
+    consumer = FakeConsumer()
+    resonate = FakeResonate()
+    consumer.add("done")
+    consumer.add("cut-short")
+    async with intake_running(resonate, consumer, resonate_url=None) as (state, intake, dispatcher, _):
+        await until(lambda: state.started == 2, "both started")
+        resonate.finish("done")
+        await until(lambda: consumer.committed.get(0) == 1, "the completed one committed")
+        await dispatcher.abandon()  # the shutdown cancels the other: that is not completion
+        await intake.commit()
+    assert consumer.committed[0] == 1
+
+
+async def test_lost_partitions_make_the_processor_unready_with_the_reason():
+    consumer = FakeConsumer()
+    async with intake_running(FakeResonate(), consumer) as (state, *_):
+        await until(lambda: state.joined, "joined")
+        assert consumer_readiness(state.intake) is None
+        await consumer.lose_partitions()
+        assert not state.joined
+        assert "lost its partitions" in consumer_readiness(state.intake)
+        await consumer.callbacks["assign"](consumer, consumer.partitions)
+        assert consumer_readiness(state.intake) is None, "ready again once reassigned"
+
+
+async def test_healthz_fails_with_the_reason_when_the_intake_is_wedged_with_work_pending():
+    processor = Processor(settings(processor_liveness_seconds=0.5))
+    processor.ready.set()
+    health = HealthServer(processor.state, {}, 0, liveness=processor._liveness)
+    intake = processor.state.intake
+    assert (await health._healthz(None)).status == 200
+
+    intake.progressed_at = time.monotonic() - 10  # idle for long, but nothing pending: alive
+    assert (await health._healthz(None)).status == 200
+
+    intake.pending = 3
+    response = await health._healthz(None)
+    assert response.status == 503
+    assert b"no progress for 10s" in response.body and b"3 records pending" in response.body
+
+
+async def test_a_wedged_consumer_call_stops_progress():
+    consumer = FakeConsumer()
+    async with intake_running(FakeResonate(), consumer) as (state, *_):
+        await until(lambda: consumer.polls > 2, "polling")
+        consumer.unwedged.clear()
+        # the loop iterates every few milliseconds while consume answers
+        await until(lambda: state.intake.stalled_for() > 0.3, "no progress while consume hangs")
+        before = state.progressed_at
+        consumer.unwedged.set()
+        await until(lambda: state.progressed_at > before, "progress again once it returns")
+
+
+@pytest.mark.parametrize("error,transient", [
+    (ServerError(500, "x"), True), (ServerError(503, "x"), True), (ServerError(429, "x"), True),
+    (ServerError(400, "x"), False), (ServerError(404, "x"), False), (ServerError(409, "x"), False),
+    (TimeoutError(), True), (ValueError("x"), False),
+])
+def test_which_failures_are_transient(error, transient):
+    from tombstone_processor.failures import is_transient
+
+    assert is_transient(error) is transient

@@ -1,0 +1,44 @@
+"""A workflow whose steps the server refuses is given up on after a bounded number of refusals."""
+
+from __future__ import annotations
+
+from resonate.error import ServerError
+
+from tests.unit.fakes import RecordingPublisher
+from tests.unit.test_workflow import job
+from tombstone_common.messages import DeadLetterHeader
+from tombstone_processor.refusals import StepRefusals, StepRefused
+
+
+class RecordingPromises:
+    def __init__(self):
+        self.rejected = []
+
+    async def reject(self, promise_id, value):
+        self.rejected.append((promise_id, value.data))
+
+
+async def test_the_third_refusal_dead_letters_the_tombstone_and_rejects_its_workflow():
+    publisher, promises = RecordingPublisher(), RecordingPromises()
+    refusals = StepRefusals(3, publisher)
+    refusals.bind(promises)
+    refused = ServerError(400, "Promise ID must be prefixed by resonate:origin")
+    for _ in range(2):
+        await refusals.refused(job("r"), refused)
+    assert publisher.dead_letters == [] and promises.rejected == []
+    await refusals.refused(job("r"), refused)
+
+    ((key, _, headers),) = publisher.dead_letters
+    assert key == b"r" and headers[DeadLetterHeader.ATTEMPTS] == b"3"
+    assert b"refused a workflow step 3 times" in headers[DeadLetterHeader.REASON]
+    ((promise_id, rejection),) = promises.rejected
+    assert promise_id == "r" and isinstance(rejection, StepRefused)
+
+
+async def test_transient_failures_are_not_refusals():
+    publisher, promises = RecordingPublisher(), RecordingPromises()
+    refusals = StepRefusals(1, publisher)
+    refusals.bind(promises)
+    for error in (ServerError(503, "unavailable"), ServerError(429, "slow down"), TimeoutError()):
+        await refusals.refused(job("t"), error)
+    assert publisher.dead_letters == [] and promises.rejected == []
