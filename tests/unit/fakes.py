@@ -56,6 +56,7 @@ class FakeConsumer:
         self.polls = 0
         self.unwedged = asyncio.Event()  # cleared: consume does not return (a stuck client call)
         self.unwedged.set()
+        self.paused = False  # paused partitions deliver nothing, as librdkafka's do
         self.callbacks = {}
         self.closed = False
 
@@ -77,25 +78,25 @@ class FakeConsumer:
     async def consume(self, num_messages, timeout):
         self.polls += 1
         await self.unwedged.wait()
-        if not self.queue:
+        if not self.queue or self.paused:
             await asyncio.sleep(min(timeout, 0.01))
+            return []
         taken, self.queue = self.queue[:num_messages], self.queue[num_messages:]
         return taken
 
     async def poll(self, timeout):
-        self.polls += 1
-        await asyncio.sleep(min(timeout, 0.01))
-        return None
+        (message,) = await self.consume(1, timeout) or [None]
+        return message
 
     async def commit(self, offsets, asynchronous):
         for tp in offsets:
             self.committed[tp.partition] = tp.offset
 
     async def pause(self, partitions):
-        pass
+        self.paused = True
 
     async def resume(self, partitions):
-        pass
+        self.paused = False
 
     async def seek(self, partition):
         pass

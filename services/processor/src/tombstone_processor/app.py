@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from datetime import timedelta
 
@@ -11,7 +12,7 @@ import aiohttp
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.aio import AIOConsumer
-from resonate.connections import LocalConnection
+from resonate.connections import LocalConnection, SSEConnection
 from resonate.heartbeat import AsyncHeartbeat
 from resonate.resonate import Resonate
 
@@ -280,12 +281,38 @@ class Processor:
         await dispatcher.abandon()
         if consumer is not None:
             await consumer.close()
+        if self.settings.durable and not self.exit_code:
+            await finish_running_steps(resonate, grace)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(resonate.stop(), timeout=max(grace, 1))
         undelivered = await asyncio.to_thread(producer.close, min(max(grace, 1), 10))
         if undelivered:
             log.warning("records not delivered before exit", count=undelivered)
         log.info("processor stopped", **_summary(self.state))
+
+
+async def finish_running_steps(resonate: Resonate, grace: float) -> bool:
+    """Stop taking tasks from the server, then give the steps already running up to ``grace``
+    seconds to finish and record their results; False if some were still running then.
+
+    resonate-sdk 0.8.1's ``Resonate.stop()`` closes its HTTP transport *before* it joins the
+    jobs in flight, so a step that finishes during ``stop()`` cannot record its result: its
+    task's lease lapses and another processor runs the finished step again (the cluster tier saw
+    batches re-run one lease after a rolling restart). Hence the task sources (the server's push
+    stream) stop first and the transport stays open while the jobs finish. Uses two private
+    attributes of the pinned SDK (``_connections``, ``_runtime.bg_tasks``); ``stop()`` follows.
+    """
+    for connection in resonate._connections:  # noqa: SLF001
+        if isinstance(connection, SSEConnection):
+            await connection.stop()
+    deadline = time.monotonic() + grace
+    running = resonate._runtime.bg_tasks  # noqa: SLF001
+    while running and (left := deadline - time.monotonic()) > 0:
+        await asyncio.wait(set(running), timeout=left)
+        await asyncio.sleep(0)  # let finished jobs discard themselves
+    if running:
+        log.warning("grace period over with steps still running; they run again elsewhere", steps=len(running))
+    return not running
 
 
 def _summary(state: ProcessorState) -> dict[str, int]:

@@ -78,13 +78,21 @@ class Intake:
                 await self._wait_for_slot(stopping)
             else:
                 await self._set_paused(False)
-                messages = await self._consumer.consume(
-                    num_messages=min(self._free_slots(), MAX_BATCH), timeout=POLL_SECONDS
-                )
-                for message in messages:
+                for message in await self._poll_batch(min(self._free_slots(), MAX_BATCH)):
                     self._take(message)
             await self.commit()
             self.metrics.progressed_at = time.monotonic()
+
+    async def _poll_batch(self, size: int) -> list[Message]:
+        """Up to ``size`` records: wait (at most POLL_SECONDS) for the first one only, then take
+        what has already arrived. ``consume(size, timeout)`` would wait out the whole timeout
+        unless the batch filled, which at low load is the whole of a record's latency."""
+        first = await self._consumer.poll(POLL_SECONDS)
+        if first is None:
+            return []
+        if size <= 1:
+            return [first]
+        return [first, *await self._consumer.consume(num_messages=size - 1, timeout=0)]
 
     def _free_slots(self) -> int:
         """Workflows in flight (counted by the dispatcher) and invalid records still being
