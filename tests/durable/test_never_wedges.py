@@ -41,15 +41,19 @@ def committed(bootstrap: str, names: dict[str, str]) -> dict[int, int]:
 
 
 def test_an_incompatible_server_stops_the_processor_with_one_line_before_it_consumes(
-    kafka, resonate_server, names, uid, tmp_path
+    private_stack, names, uid, tmp_path
 ):
-    create_topics(kafka.bootstrap, names, partitions=1)
-    send_tombstones(kafka.bootstrap, names, [Tombstone(id=f"old{uid}-1", batches=1)])
-    with ServerProxy(resonate_server.url, refuse_step_creates=True) as proxy:
+    # A server of its own: the refused probe stays pending on it, and on the session's server
+    # the next durable test's workflows stalled behind it (not understood yet; see the issue).
+    broker, server = private_stack
+    bootstrap = broker.bootstrap_servers
+    create_topics(bootstrap, names, partitions=1)
+    send_tombstones(bootstrap, names, [Tombstone(id=f"old{uid}-1", batches=1)])
+    with ServerProxy(server.url, refuse_step_creates=True) as proxy:
         env = {
             **clean_environ(),
             **names,
-            "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap,
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "RESONATE_URL": proxy.url,
             "PROCESSOR_HTTP_PORT": "0",
             "LOG_FORMAT": "json",
@@ -65,7 +69,7 @@ def test_an_incompatible_server_stops_the_processor_with_one_line_before_it_cons
     assert proxy.url in line and OLD_SERVER_REFUSAL in line and REQUIRED_SERVER in line
     assert "step promise" in line
     assert proxy.seen[("task.fence", "refused step")] >= 1
-    assert committed(kafka.bootstrap, names) == {0: -1001}, "nothing consumed, nothing committed"
+    assert committed(bootstrap, names) == {0: -1001}, "nothing consumed, nothing committed"
 
 
 def test_transient_server_errors_are_retried_and_a_refused_hand_off_is_dead_lettered(
