@@ -73,9 +73,12 @@ def test_an_incompatible_server_stops_the_processor_with_one_line_before_it_cons
 
 
 def test_transient_server_errors_are_retried_and_a_refused_hand_off_is_dead_lettered(
-    kafka, resonate_server, names, uid, tmp_path
+    private_stack, names, uid, tmp_path
 ):
-    create_topics(kafka.bootstrap, names, partitions=1)
+    # A server and broker of its own: what it does to them stays out of the other tests.
+    broker, server = private_stack
+    bootstrap = broker.bootstrap_servers
+    create_topics(bootstrap, names, partitions=1)
     refused = f"refused{uid}"
     faults = [  # on the tombstones' workflows only (not the start-up check)
         Fault("task.create", status=503, times=4, id_contains=uid),
@@ -84,20 +87,20 @@ def test_transient_server_errors_are_retried_and_a_refused_hand_off_is_dead_lett
         Fault("task.create", status=429, times=2, id_contains=uid),
         Fault("task.create", status=400, message="refused by the test", id_contains=refused),
     ]
-    with ServerProxy(resonate_server.url, faults=faults) as proxy:
+    with ServerProxy(server.url, faults=faults) as proxy:
         env = durable_env(
-            SimpleNamespace(bootstrap_servers=kafka.bootstrap), proxy, names, tmp_path, PROCESSOR_HANDOFF_ATTEMPTS="2"
+            SimpleNamespace(bootstrap_servers=bootstrap), proxy, names, tmp_path, PROCESSOR_HANDOFF_ATTEMPTS="2"
         )
         processor = ProcessorProcess("t", env, tmp_path)
         processor.start()
         try:
             good = [Tombstone(id=tid, batches=1) for tid in new_ids(6, f"ok{uid}")]
-            send_tombstones(kafka.bootstrap, names, [good[0], Tombstone(id=refused, batches=1), *good[1:]])
-            records = read_until(kafka.bootstrap, names["TOPIC_PROCESSED"], lambda r: len(r) >= len(good), timeout=120)
-            (dead,) = read_until(kafka.bootstrap, names["TOPIC_DLQ"], lambda r: len(r) >= 1, timeout=60)
+            send_tombstones(bootstrap, names, [good[0], Tombstone(id=refused, batches=1), *good[1:]])
+            records = read_until(bootstrap, names["TOPIC_PROCESSED"], lambda r: len(r) >= len(good), timeout=120)
+            (dead,) = read_until(bootstrap, names["TOPIC_DLQ"], lambda r: len(r) >= 1, timeout=60)
             wait_until(lambda: metric(processor.metrics(), "tombstones_dead_lettered_total") == 1, 30, "counted")
             body = processor.metrics()
-            wait_until(lambda: committed(kafka.bootstrap, names)[0] == 7, 30, "every offset settled, the refused one too")
+            wait_until(lambda: committed(bootstrap, names)[0] == 7, 30, "every offset settled, the refused one too")
         finally:
             assert processor.terminate() == 0
     assert {r.key for r in records} == {t.id for t in good}
@@ -168,20 +171,23 @@ def test_the_processor_stays_in_its_group_through_a_server_outage_longer_than_ma
 
 
 def test_a_workflow_whose_steps_the_server_refuses_is_dead_lettered_instead_of_spinning(
-    kafka, resonate_server, names, uid, tmp_path
+    private_stack, names, uid, tmp_path
 ):
-    create_topics(kafka.bootstrap, names, partitions=1)
+    # A server and broker of its own: what it does to them stays out of the other tests.
+    broker, server = private_stack
+    bootstrap = broker.bootstrap_servers
+    create_topics(bootstrap, names, partitions=1)
     refused = f"steprefused{uid}"
     faults = [Fault("task.fence", status=400, message="refused by the test", id_contains=f"{refused}:")]
-    with ServerProxy(resonate_server.url, faults=faults) as proxy:
-        env = durable_env(SimpleNamespace(bootstrap_servers=kafka.bootstrap), proxy, names, tmp_path)
+    with ServerProxy(server.url, faults=faults) as proxy:
+        env = durable_env(SimpleNamespace(bootstrap_servers=bootstrap), proxy, names, tmp_path)
         processor = ProcessorProcess("f", env, tmp_path)
         processor.start()
         try:
             good = [Tombstone(id=tid, batches=1) for tid in new_ids(3, f"fine{uid}")]
-            send_tombstones(kafka.bootstrap, names, [Tombstone(id=refused, batches=1), *good])
-            (dead,) = read_until(kafka.bootstrap, names["TOPIC_DLQ"], lambda r: len(r) >= 1, timeout=60)
-            records = read_until(kafka.bootstrap, names["TOPIC_PROCESSED"], lambda r: len(r) >= len(good), timeout=60)
+            send_tombstones(bootstrap, names, [Tombstone(id=refused, batches=1), *good])
+            (dead,) = read_until(bootstrap, names["TOPIC_DLQ"], lambda r: len(r) >= 1, timeout=60)
+            records = read_until(bootstrap, names["TOPIC_PROCESSED"], lambda r: len(r) >= len(good), timeout=60)
             wait_until(lambda: metric(processor.metrics(), "tombstones_dead_lettered_total") == 1, 30, "counted")
             body = processor.metrics()
             refusals = proxy.seen[("task.fence", 400)]
