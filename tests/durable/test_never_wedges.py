@@ -43,8 +43,7 @@ def committed(bootstrap: str, names: dict[str, str]) -> dict[int, int]:
 def test_an_incompatible_server_stops_the_processor_with_one_line_before_it_consumes(
     private_stack, names, uid, tmp_path
 ):
-    # A server of its own: the refused probe stays pending on it, and on the session's server
-    # the next durable test's workflows stalled behind it (not understood yet; see the issue).
+    # A server and broker of its own: the refused probe stays pending on that server.
     broker, server = private_stack
     bootstrap = broker.bootstrap_servers
     create_topics(bootstrap, names, partitions=1)
