@@ -374,9 +374,9 @@ def processor_metric_names() -> set[str]:
     from tombstone_processor.state import ProcessorState
 
     state = ProcessorState()
-    state.lag = {("tombstones", 0): 3}
+    state.intake.lag = {("tombstones", 0): 3}
     state.registry.register(StateCollector(state))
-    state.workflow_seconds.observe(1.0)
+    state.workflows.workflow_seconds.observe(1.0)
     text = generate_latest(state.registry).decode()
     return {line.split("{")[0].split()[0] for line in text.splitlines() if line and line[0] != "#"}
 
