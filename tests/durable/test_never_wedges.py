@@ -40,13 +40,19 @@ def committed(bootstrap: str, names: dict[str, str]) -> dict[int, int]:
     return answer
 
 
-def test_an_incompatible_server_stops_the_processor_with_one_line_before_it_consumes(
-    private_stack, names, uid, tmp_path
-):
-    # A server and broker of its own: the refused probe stays pending on that server.
+@pytest.fixture
+def own_stack(private_stack, names):
+    """A broker and a Resonate server of this test's own, with its topics (one partition): what
+    the test does to the server (refused probes, injected faults) stays out of the other tests."""
     broker, server = private_stack
-    bootstrap = broker.bootstrap_servers
-    create_topics(bootstrap, names, partitions=1)
+    create_topics(broker.bootstrap_servers, names, partitions=1)
+    return broker.bootstrap_servers, server
+
+
+def test_an_incompatible_server_stops_the_processor_with_one_line_before_it_consumes(
+    own_stack, names, uid, tmp_path
+):
+    bootstrap, server = own_stack
     send_tombstones(bootstrap, names, [Tombstone(id=f"old{uid}-1", batches=1)])
     with ServerProxy(server.url, refuse_step_creates=True) as proxy:
         env = {
@@ -72,12 +78,9 @@ def test_an_incompatible_server_stops_the_processor_with_one_line_before_it_cons
 
 
 def test_transient_server_errors_are_retried_and_a_refused_hand_off_is_dead_lettered(
-    private_stack, names, uid, tmp_path
+    own_stack, names, uid, tmp_path
 ):
-    # A server and broker of its own: what it does to them stays out of the other tests.
-    broker, server = private_stack
-    bootstrap = broker.bootstrap_servers
-    create_topics(bootstrap, names, partitions=1)
+    bootstrap, server = own_stack
     refused = f"refused{uid}"
     faults = [  # on the tombstones' workflows only (not the start-up check)
         Fault("task.create", status=503, times=4, id_contains=uid),
@@ -170,12 +173,9 @@ def test_the_processor_stays_in_its_group_through_a_server_outage_longer_than_ma
 
 
 def test_a_workflow_whose_steps_the_server_refuses_is_dead_lettered_instead_of_spinning(
-    private_stack, names, uid, tmp_path
+    own_stack, names, uid, tmp_path
 ):
-    # A server and broker of its own: what it does to them stays out of the other tests.
-    broker, server = private_stack
-    bootstrap = broker.bootstrap_servers
-    create_topics(bootstrap, names, partitions=1)
+    bootstrap, server = own_stack
     refused = f"steprefused{uid}"
     faults = [Fault("task.fence", status=400, message="refused by the test", id_contains=f"{refused}:")]
     with ServerProxy(server.url, faults=faults) as proxy:
