@@ -32,13 +32,18 @@ def main() -> int:
     parser.add_argument("--only", nargs="+", choices=SCENARIOS, help="run only these scenarios")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results", help="results folder")
     parser.add_argument("--keep", action="store_true", help="keep the run folder (logs, ledgers)")
+    parser.add_argument(
+        "--profile", action="store_true",
+        help="run the processors under pyinstrument: a session per processor in the (kept) run folder, "
+        "to read with `pyinstrument --load <file>`",
+    )
     args = parser.parse_args()
     chosen = args.only or list(SCENARIOS)
 
     started = time.monotonic()
     run_dir = Path(tempfile.mkdtemp(prefix="bench-"))
     sections: list[Section] = []
-    with running_stack(run_dir) as stack:
+    with running_stack(run_dir, args.profile) as stack:
         facts = machine_facts(CACHE, stack.mode)
         print(f"bench: broker {stack.bootstrap}, {stack.mode}; run folder {run_dir}", flush=True)
         for key in chosen:
@@ -73,7 +78,7 @@ def main() -> int:
     print(f"bench: wrote {args.out / f'{day}.md'} and {png} in {seconds:.0f}s", flush=True)
 
     broken = any(s.failed for s in sections)
-    if broken or args.keep:
+    if broken or args.keep or args.profile:
         print(f"bench: run folder kept: {run_dir}")
     else:
         shutil.rmtree(run_dir, ignore_errors=True)

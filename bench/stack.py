@@ -14,15 +14,19 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
+from confluent_kafka import Producer
 from devstack.kafka import KafkaBroker
 from devstack.procs import Managed
 from devstack.resonate import ResonateServer, server_binary
 from harness.kafka import read_until
 from harness.processes import ProcessorProcess, clean_environ, metric
 from harness.topics import create_topics, send_tombstones
+from tombstone_common.kafka import producer_config
 from tombstone_common.messages import ProcessedRecord, Tombstone
+from tombstone_common.settings import KafkaSettings
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = REPO / ".cache"
@@ -42,6 +46,7 @@ class Stack:
     run_dir: Path
     broker: KafkaBroker
     server: ResonateServer | None  # None: the processors run in local (in-process) mode
+    profile: bool = False  # run processors under pyinstrument; sessions land in the run folder
 
     @property
     def bootstrap(self) -> str:
@@ -78,10 +83,16 @@ class Stack:
     def ledger_path(self, names: dict[str, str]) -> Path:
         return self.run_dir / f"{names['TOPIC_TOMBSTONES']}.ledger.jsonl"
 
+    @cached_property
+    def _producer(self) -> Producer:
+        """One producer for the whole run. A new one per round would start each round's clock
+        with its connection and idempotence handshake (about half a second)."""
+        return Producer(producer_config(KafkaSettings(kafka_bootstrap_servers=self.bootstrap, _env_file=None)))
+
     def produce(self, names: dict[str, str], tombstones: list[Tombstone]) -> float:
         """Send ``tombstones`` in order; return the epoch second the first one was sent."""
         started = time.time()
-        send_tombstones(self.bootstrap, names, tombstones)
+        send_tombstones(self.bootstrap, names, tombstones, producer=self._producer)
         return started
 
     def completions(self, names: dict[str, str], ids: list[str], timeout: float) -> dict[str, ProcessedRecord]:
@@ -105,13 +116,23 @@ class Stack:
         started: list[ProcessorProcess] = []
         try:
             for number in range(1, count + 1):
-                processor = ProcessorProcess(f"{prefix}{number}", env, self.run_dir)
+                processor = ProcessorProcess(f"{prefix}{number}", env, self.run_dir, self._command(prefix, number))
                 started.append(processor)
                 processor.start()
             yield started
         finally:
             for processor in started:
+                if self.profile:  # a clean exit writes the profile
+                    processor.terminate()
                 processor.kill()
+
+    def _command(self, prefix: str, number: int) -> list[str] | None:
+        """``record-processor``, or the same under pyinstrument with ``--profile``."""
+        if not self.profile:
+            return None
+        session = self.run_dir / f"profile-{prefix}{number}.pyisession"
+        return [sys.executable, "-m", "pyinstrument", "--renderer", "pyisession", "--outfile", str(session),
+                "-m", "tombstone_processor"]
 
 
     @contextmanager
@@ -147,7 +168,7 @@ def server_requests(stack: Stack, outcome: str = RECEIVED) -> Counter[str]:
 
 
 @contextmanager
-def running_stack(run_dir: Path) -> Iterator[Stack]:
+def running_stack(run_dir: Path, profile: bool = False) -> Iterator[Stack]:
     """Start the broker and, when its binary exists, the Resonate server; stop both at the end."""
     broker = KafkaBroker.on_free_ports(run_dir / "kafka", CACHE)
     server = None
@@ -157,7 +178,7 @@ def running_stack(run_dir: Path) -> Iterator[Stack]:
     try:
         if server is not None:
             server.start()
-        yield Stack(run_dir, broker, server)
+        yield Stack(run_dir, broker, server, profile)
     finally:
         if server is not None:
             server.stop()

@@ -55,9 +55,12 @@ def produce(
     tombstones: Iterable[Tombstone],
     rate: float | None = None,
     progress: Callable[[int], None] = lambda _: None,
+    producer: Producer | None = None,
 ) -> DeliveryReport:
-    """Send every tombstone (key = id) and wait until the broker acknowledged all of them."""
-    producer = Producer(producer_config(settings))
+    """Send every tombstone (key = id) and wait until the broker acknowledged all of them.
+
+    ``producer``: one to reuse (already connected), instead of a new one for this call."""
+    producer = producer or Producer(producer_config(settings))
     report = DeliveryReport()
     started = time.monotonic()
     for sent, tombstone in enumerate(tombstones, start=1):

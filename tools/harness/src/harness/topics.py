@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from confluent_kafka import Producer
+
 from tombstone_common.kafka import wait_for_broker
 from tombstone_common.messages import Tombstone
 from tombstone_common.settings import PipelineSettings
@@ -23,12 +25,17 @@ def create_topics(bootstrap: str, names: dict[str, str], partitions: int) -> Non
 
 
 def send_tombstones(
-    bootstrap: str, names: dict[str, str], tombstones: list[Tombstone], rate: float | None = None
+    bootstrap: str,
+    names: dict[str, str],
+    tombstones: list[Tombstone],
+    rate: float | None = None,
+    producer: Producer | None = None,
 ) -> DeliveryReport:
-    """Produce with the real producer code onto the run's tombstones topic; all delivered."""
+    """Produce with the real producer code onto the run's tombstones topic; all delivered.
+    ``producer``: a connected one to reuse (see :func:`tombstone_producer.produce.produce`)."""
     settings = PipelineSettings(
         kafka_bootstrap_servers=bootstrap, topic_tombstones=names["TOPIC_TOMBSTONES"], _env_file=None
     )
-    report = produce(settings, tombstones, rate)
+    report = produce(settings, tombstones, rate, producer=producer)
     assert report.delivered == len(tombstones) and not report.failed, report.failed[:3]
     return report
