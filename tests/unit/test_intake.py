@@ -15,6 +15,7 @@ from tombstone_common.messages import DeadLetterHeader
 from tombstone_processor.app import Processor, consumer_readiness
 from tombstone_processor.dispatcher import Dispatcher
 from tombstone_processor.http import HealthServer
+from tombstone_processor import intake as intake_module
 from tombstone_processor.intake import Intake
 from tombstone_processor.settings import ProcessorSettings
 from tombstone_processor.state import ProcessorState
@@ -99,7 +100,8 @@ async def test_a_refused_hand_off_is_dead_lettered_with_the_reason_and_its_offse
     assert headers[DeadLetterHeader.ATTEMPTS] == b"3"
 
 
-async def test_polling_continues_at_the_bound_while_hand_offs_wait():
+async def test_polling_continues_at_the_bound_while_hand_offs_wait(monkeypatch):
+    monkeypatch.setattr(intake_module, "PAUSE_AFTER_SECONDS", 0.05)
     consumer = FakeConsumer()
     resonate = FakeResonate(hang={f"t{n}" for n in range(5)})
     for n in range(8):
@@ -109,6 +111,21 @@ async def test_polling_continues_at_the_bound_while_hand_offs_wait():
         polls = consumer.polls
         await until(lambda: consumer.polls > polls + 3, "still polling (group membership) while paused")
         assert state.in_flight == 5 and state.consumed == 5
+
+
+async def test_a_slot_freed_at_the_bound_is_refilled_without_pausing_the_partitions(monkeypatch):
+    # Pausing drops what the consumer has fetched: short workflows must not pay a pause, a
+    # resume and a fetch for every slot they free.
+    monkeypatch.setattr(intake_module, "PAUSE_AFTER_SECONDS", 60)
+    consumer = FakeConsumer()
+    resonate = FakeResonate()
+    for n in range(3):
+        consumer.add(f"t{n}")
+    async with intake_running(resonate, consumer, processor_max_in_flight=2) as (state, *_):
+        await until(lambda: state.started == 2, "the bound filled")
+        resonate.finish("t0")
+        await until(lambda: state.started == 3, "the freed slot refilled")
+        assert state.pauses == 0 and not consumer.paused
 
 
 async def test_local_mode_settles_an_offset_only_when_its_workflow_completed():

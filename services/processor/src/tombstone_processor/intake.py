@@ -5,7 +5,8 @@ the backend (in local mode: once it completed); the loop never waits for one. It
 so the consumer stays in its group however long a hand-off takes — and commits the highest
 contiguous settled offset of each partition. A record whose hand-off did not finish when the
 processor stops stays uncommitted and is redelivered. When ``PROCESSOR_MAX_IN_FLIGHT`` workflows
-are in flight, the partitions are paused until one ends.
+are in flight it stops taking records; if the bound stays full (longer than a short workflow
+takes), the partitions are paused until one ends.
 """
 
 from __future__ import annotations
@@ -43,6 +44,14 @@ log = get_logger(__name__)
 
 MAX_BATCH = 500
 POLL_SECONDS = 0.5
+# Pausing drops the records the consumer has already fetched, and resuming waits for a fetch
+# (hundreds of ms). Short workflows free slots faster than that, so at the bound the intake
+# first just waits, taking the next record from the fetched ones; only a bound that stays full
+# this long (long workflows) pauses the partitions.
+PAUSE_AFTER_SECONDS = 1.0
+# Commits are batched: an offset committed a little later only means a record that was already
+# handed off may be redelivered after a crash, and joins its workflow by id.
+COMMIT_EVERY_SECONDS = 0.2
 
 
 class Intake:
@@ -64,6 +73,7 @@ class Intake:
         self._settling: set[asyncio.Task[None]] = set()
         self._dead_lettering = 0
         self._bound = settings.processor_max_in_flight
+        self._committed_at = 0.0
 
     async def run(self, stopping: asyncio.Event) -> None:
         await self._consumer.subscribe(
@@ -74,13 +84,12 @@ class Intake:
         )
         while not stopping.is_set():
             if self._free_slots() <= 0:
-                await self._set_paused(True)
                 await self._wait_for_slot(stopping)
             else:
                 await self._set_paused(False)
                 for message in await self._poll_batch(min(self._free_slots(), MAX_BATCH)):
                     self._take(message)
-            await self.commit()
+            await self._commit_due()
             self.metrics.progressed_at = time.monotonic()
 
     async def _poll_batch(self, size: int) -> list[Message]:
@@ -222,24 +231,33 @@ class Intake:
         log.debug("partitions paused" if paused else "partitions resumed", in_flight=self._dispatcher.in_flight)
 
     async def _wait_for_slot(self, stopping: asyncio.Event) -> None:
-        """Keep the group membership alive (poll) until a workflow frees a slot, or we stop."""
+        """Wait until a workflow frees a slot (or we stop). Past PAUSE_AFTER_SECONDS the partitions
+        are paused and polled, so the consumer keeps its group membership however long it waits."""
+        full_since = time.monotonic()
         self._dispatcher.slot_freed.clear()
         while self._free_slots() <= 0 and not stopping.is_set():
-            message = await self._consumer.poll(0.1)
-            if message is not None and not message.error():
-                # Paused partitions deliver nothing; this one was assigned meanwhile. Put it back.
-                await self._consumer.seek(
-                    TopicPartition(message.topic(), message.partition(), message.offset())
-                )
-            try:
-                await asyncio.wait_for(self._dispatcher.slot_freed.wait(), POLL_SECONDS)
-            except TimeoutError:
-                pass
+            if not self.metrics.paused and time.monotonic() - full_since >= PAUSE_AFTER_SECONDS:
+                await self._set_paused(True)
+            if self.metrics.paused:
+                message = await self._consumer.poll(0)
+                if message is not None and not message.error():
+                    # Paused partitions deliver nothing; this one was assigned meanwhile. Put it back.
+                    await self._consumer.seek(
+                        TopicPartition(message.topic(), message.partition(), message.offset())
+                    )
+                timeout = POLL_SECONDS
+            else:
+                timeout = max(0.0, full_since + PAUSE_AFTER_SECONDS - time.monotonic())
+            await _first_of(self._dispatcher.slot_freed, stopping, timeout=timeout)
             self._dispatcher.slot_freed.clear()
-            await self.commit()
+            await self._commit_due()
             self.metrics.progressed_at = time.monotonic()
 
     # ── offsets ─────────────────────────────────────────────────────────────
+
+    async def _commit_due(self) -> None:
+        if time.monotonic() - self._committed_at >= COMMIT_EVERY_SECONDS:
+            await self.commit()
 
     async def commit(self, partitions: list[Partition] | None = None) -> None:
         chosen = partitions if partitions is not None else list(self._partitions)
@@ -249,6 +267,7 @@ class Intake:
             if (offsets := self._partitions.get(tp)) is not None
             and (position := offsets.committable()) is not None
         ]
+        self._committed_at = time.monotonic()
         if not pending:
             return
         try:
@@ -293,6 +312,16 @@ class Intake:
         for tp in partitions:
             self._partitions.pop(tp, None)
             self.metrics.assigned.discard(tp)
+
+
+async def _first_of(*events: asyncio.Event, timeout: float) -> None:
+    """Return when any of ``events`` is set, or after ``timeout`` seconds."""
+    waits = [asyncio.create_task(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
 
 
 def _names(partitions: list[TopicPartition]) -> list[str]:
