@@ -9,7 +9,8 @@ workflows, the seconds from the first start to the last result, and the CPU seco
 span of itself and of every process named in ``BENCH_WATCH_PIDS`` (``name=pid,…``), from /proc.
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations``, as in the processor's workflow module: resonate-sdk
+# would evaluate the steps' string annotations on every ``ctx.run``.
 
 import asyncio
 import json

@@ -93,9 +93,13 @@ class Intake:
             self.metrics.progressed_at = time.monotonic()
 
     async def _poll_batch(self, size: int) -> list[Message]:
-        """Up to ``size`` records: wait (at most POLL_SECONDS) for the first one only, then take
-        what has already arrived. ``consume(size, timeout)`` would wait out the whole timeout
-        unless the batch filled, which at low load is the whole of a record's latency."""
+        """Up to ``size`` records: what has already arrived, or else the first one to arrive
+        (waiting at most POLL_SECONDS) and what came with it. ``consume(size, timeout)`` would
+        wait out the whole timeout unless the batch filled, which at low load is the whole of a
+        record's latency. (Each call is a hop to the consumer's thread: under load, one.)"""
+        arrived = await self._consumer.consume(num_messages=size, timeout=0)
+        if arrived:
+            return arrived
         first = await self._consumer.poll(POLL_SECONDS)
         if first is None:
             return []
