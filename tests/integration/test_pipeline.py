@@ -13,6 +13,7 @@ from harness.kafka import committed_offsets, produce_raw, read_all, read_until
 from harness.topics import create_topics, send_tombstones
 from tests.support.pipeline import ledger, processor_settings, running_processor, successful_batches
 from tombstone_common.messages import DeadLetterHeader, ProcessedRecord, Tombstone
+from tombstone_processor import intake
 from tombstone_producer.produce import new_ids
 
 pytestmark = pytest.mark.integration
@@ -109,7 +110,9 @@ async def test_a_redelivered_id_runs_once_and_is_published_once(kafka, names, ui
     )
 
 
-async def test_in_flight_workflows_never_exceed_the_bound(kafka, names, uid, mode, tmp_path):
+async def test_in_flight_workflows_never_exceed_the_bound(kafka, names, uid, mode, tmp_path, monkeypatch):
+    # These workflows are short: pause as soon as the bound is full, not after the usual second.
+    monkeypatch.setattr(intake, "PAUSE_AFTER_SECONDS", 0.05)
     create_topics(kafka.bootstrap, names, partitions=3)
     settings = processor_settings(
         kafka.bootstrap, names, tmp_path, processor_max_in_flight=10, delete_batch_interval_seconds=0.1, **mode

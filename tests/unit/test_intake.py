@@ -15,6 +15,7 @@ from tombstone_common.messages import DeadLetterHeader
 from tombstone_processor.app import Processor, consumer_readiness
 from tombstone_processor.dispatcher import Dispatcher
 from tombstone_processor.http import HealthServer
+from tombstone_processor import dispatcher as dispatcher_module
 from tombstone_processor import intake as intake_module
 from tombstone_processor.intake import Intake
 from tombstone_processor.settings import ProcessorSettings
@@ -126,6 +127,21 @@ async def test_a_slot_freed_at_the_bound_is_refilled_without_pausing_the_partiti
         resonate.finish("t0")
         await until(lambda: state.started == 3, "the freed slot refilled")
         assert state.pauses == 0 and not consumer.paused
+
+
+async def test_a_burst_of_records_opens_a_bounded_number_of_hand_offs_at_once(monkeypatch):
+    # Thousands of simultaneous promise creations would each hold their buffers until answered.
+    monkeypatch.setattr(dispatcher_module, "HANDOFF_CONCURRENCY", 3)
+    consumer = FakeConsumer()
+    resonate = FakeResonate(hang={f"t{n}" for n in range(8)})
+    for n in range(8):
+        consumer.add(f"t{n}")
+    async with intake_running(resonate, consumer) as (state, *_):
+        await until(lambda: state.consumed == 8, "all eight taken (the bound is 10)")
+        polls = consumer.polls
+        await until(lambda: consumer.polls > polls + 3, "the intake went on polling")
+        assert len(resonate.runs) == 3, "only three creations in progress while they hang"
+        assert state.in_flight == 8, "the others wait for a hand-off slot, counted in flight"
 
 
 async def test_local_mode_settles_an_offset_only_when_its_workflow_completed():

@@ -70,7 +70,9 @@ def build_resonate(
             ttl=ttl,
             # the SDK's heartbeat loop, renewing each workflow's lease in its own request
             heartbeat=AsyncHeartbeat(pid, max(int(ttl.total_seconds() * 1000) // 2, 1), beats),
-            subscription_refresh_secs=10,
+            # Re-registers every pending workflow's listener, one request each, in case the
+            # event stream dropped a notification: with 10,000 workflows asleep, every 10 s
+            # (what this was) meant 1,000 requests/s. The SDK's default, 60 s, is kept.
             autostart=False,
             **common,
         )

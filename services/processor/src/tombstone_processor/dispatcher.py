@@ -25,6 +25,11 @@ from tombstone_processor.workflow import WORKFLOW, Job, Outcome, start_version
 
 log = get_logger(__name__)
 
+#: Hand-offs (promise creations) in flight at once. A burst of records — a backlog, a rebalance —
+#: would otherwise open thousands of requests to the server at the same instant; each holds its
+#: buffers until answered, and the process keeps that peak as its resident size.
+HANDOFF_CONCURRENCY = 64
+
 
 @dataclass
 class Workflow:
@@ -58,6 +63,7 @@ class Dispatcher:
         self._refusals = refusals
         self._backoff_max = backoff_max
         self._running: dict[str, Workflow] = {}
+        self._handing_off = asyncio.Semaphore(HANDOFF_CONCURRENCY)
         self.slot_freed = asyncio.Event()
 
     @property
@@ -107,8 +113,9 @@ class Dispatcher:
             with attempt:
                 if attempt.retry_state.attempt_number > 1:
                     self.metrics.handoff_retries += 1
-                handle = self._resonate.options(version=start_version()).run(job.id, WORKFLOW, job)
-                await handle.id()
+                async with self._handing_off:
+                    handle = self._resonate.options(version=start_version()).run(job.id, WORKFLOW, job)
+                    await handle.id()
                 return handle
         raise AssertionError("unreachable")
 
