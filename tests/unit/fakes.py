@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from confluent_kafka import TopicPartition
@@ -59,6 +60,14 @@ class FakeConsumer:
         self.paused = False  # paused partitions deliver nothing, as librdkafka's do
         self.callbacks = {}
         self.closed = False
+
+    @classmethod
+    def holding(cls, ids: Iterable[str]) -> FakeConsumer:
+        """A consumer with a record queued for each of ``ids``."""
+        consumer = cls()
+        for tombstone_id in ids:
+            consumer.add(tombstone_id)
+        return consumer
 
     def add(self, tombstone_id: str | None, value: bytes | None = None, partition: int = 0) -> int:
         offset = self.next_offset[partition]

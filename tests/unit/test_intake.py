@@ -58,6 +58,11 @@ async def until(condition, what: str, timeout: float = 5.0) -> None:
     await asyncio.to_thread(wait_until, condition, timeout, what)
 
 
+async def still_polling(consumer: FakeConsumer, what: str) -> None:
+    polls = consumer.polls
+    await until(lambda: consumer.polls > polls + 3, what)
+
+
 async def test_a_hand_off_that_never_answers_blocks_neither_polling_nor_the_records_behind_it():
     consumer = FakeConsumer()
     resonate = FakeResonate(hang={"b"})
@@ -65,8 +70,7 @@ async def test_a_hand_off_that_never_answers_blocks_neither_polling_nor_the_reco
         consumer.add(tid)
     async with intake_running(resonate, consumer) as (state, intake, dispatcher, _):
         await until(lambda: state.started == 2, "a and c handed off")
-        polls = consumer.polls
-        await until(lambda: consumer.polls > polls + 3, "the intake keeps polling")
+        await still_polling(consumer, "the intake keeps polling")
         await until(lambda: consumer.committed.get(0) == 1, "a committed; b holds the position")
         assert state.in_flight == 3, "b holds a slot while it waits"
     assert consumer.committed[0] == 1, "b was never handed off: it stays uncommitted and comes back"
@@ -103,14 +107,11 @@ async def test_a_refused_hand_off_is_dead_lettered_with_the_reason_and_its_offse
 
 async def test_polling_continues_at_the_bound_while_hand_offs_wait(monkeypatch):
     monkeypatch.setattr(intake_module, "PAUSE_AFTER_SECONDS", 0.05)
-    consumer = FakeConsumer()
+    consumer = FakeConsumer.holding(f"t{n}" for n in range(8))
     resonate = FakeResonate(hang={f"t{n}" for n in range(5)})
-    for n in range(8):
-        consumer.add(f"t{n}")
     async with intake_running(resonate, consumer, processor_max_in_flight=5) as (state, *_):
         await until(lambda: state.paused, "paused at the bound")
-        polls = consumer.polls
-        await until(lambda: consumer.polls > polls + 3, "still polling (group membership) while paused")
+        await still_polling(consumer, "still polling (group membership) while paused")
         assert state.in_flight == 5 and state.consumed == 5
 
 
@@ -118,10 +119,8 @@ async def test_a_slot_freed_at_the_bound_is_refilled_without_pausing_the_partiti
     # Pausing drops what the consumer has fetched: short workflows must not pay a pause, a
     # resume and a fetch for every slot they free.
     monkeypatch.setattr(intake_module, "PAUSE_AFTER_SECONDS", 60)
-    consumer = FakeConsumer()
+    consumer = FakeConsumer.holding(f"t{n}" for n in range(3))
     resonate = FakeResonate()
-    for n in range(3):
-        consumer.add(f"t{n}")
     async with intake_running(resonate, consumer, processor_max_in_flight=2) as (state, *_):
         await until(lambda: state.started == 2, "the bound filled")
         resonate.finish("t0")
@@ -132,14 +131,11 @@ async def test_a_slot_freed_at_the_bound_is_refilled_without_pausing_the_partiti
 async def test_a_burst_of_records_opens_a_bounded_number_of_hand_offs_at_once(monkeypatch):
     # Thousands of simultaneous promise creations would each hold their buffers until answered.
     monkeypatch.setattr(dispatcher_module, "HANDOFF_CONCURRENCY", 3)
-    consumer = FakeConsumer()
+    consumer = FakeConsumer.holding(f"t{n}" for n in range(8))
     resonate = FakeResonate(hang={f"t{n}" for n in range(8)})
-    for n in range(8):
-        consumer.add(f"t{n}")
     async with intake_running(resonate, consumer) as (state, *_):
         await until(lambda: state.consumed == 8, "all eight taken (the bound is 10)")
-        polls = consumer.polls
-        await until(lambda: consumer.polls > polls + 3, "the intake went on polling")
+        await still_polling(consumer, "the intake went on polling")
         assert len(resonate.runs) == 3, "only three creations in progress while they hang"
         assert state.in_flight == 8, "the others wait for a hand-off slot, counted in flight"
 
