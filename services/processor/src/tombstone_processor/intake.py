@@ -47,8 +47,9 @@ POLL_SECONDS = 0.5
 # Pausing drops the records the consumer has already fetched, and resuming waits for a fetch
 # (hundreds of ms). Short workflows free slots faster than that, so at the bound the intake
 # first just waits, taking the next record from the fetched ones; only a bound that stays full
-# this long (long workflows) pauses the partitions.
-PAUSE_AFTER_SECONDS = 1.0
+# this long (long workflows) pauses the partitions. Kept short: while it waits unpaused it does
+# not poll, so a rebalance waits for it too.
+PAUSE_AFTER_SECONDS = 0.25
 # Commits are batched: an offset committed a little later only means a record that was already
 # handed off may be redelivered after a crash, and joins its workflow by id.
 COMMIT_EVERY_SECONDS = 0.2

@@ -62,7 +62,7 @@ class ProcessorSettings(SimulationSettings):
         description="A consumer that does not poll this long leaves its group (the intake always polls).",
     )
     processor_max_in_flight: int = Field(
-        100, ge=1, le=100_000, description="Workflows in flight per processor; at the bound no records are taken (partitions paused after a second)."
+        100, ge=1, le=100_000, description="Workflows in flight per processor; at the bound no records are taken (partitions paused after 0.25 s)."
     )
     processor_max_record_bytes: int = Field(
         65536, ge=64, description="Larger tombstone values are dead-lettered."
