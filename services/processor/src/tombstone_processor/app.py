@@ -153,6 +153,7 @@ class Processor:
         self.ready = asyncio.Event()
         self.exit_code = 0
         self._stopping = asyncio.Event()
+        self._intake: Intake | None = None  # set once the consumer exists; its statistics go there
 
     async def run(self, stopping: asyncio.Event) -> int:
         """Run until ``stopping`` is set (or a fatal error); returns the exit status."""
@@ -258,8 +259,6 @@ class Processor:
     async def _record_lag(self, stats_json: str) -> None:
         if self._intake is not None:
             self._intake.record_lag(stats_json)
-
-    _intake: Intake | None = None
 
     async def _shutdown(
         self,

@@ -28,17 +28,3 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise RuntimeError(f"no VmRSS for pid {pid}")
-
-
-def cpu_seconds_by_thread(pid: int) -> dict[str, float]:
-    """User + system CPU seconds of ``pid``'s threads, summed per thread name with its trailing
-    number dropped (``rdk:broker1`` and ``rdk:broker2`` count as ``rdk:broker``)."""
-    totals: dict[str, float] = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            stat = (task / "stat").read_text()
-        except OSError:  # the thread ended meanwhile
-            continue
-        name = stat[stat.index("(") + 1 : stat.rindex(")")].rstrip("0123456789_-")
-        totals[name] = totals.get(name, 0.0) + cpu_seconds_from_stat(stat)
-    return totals
