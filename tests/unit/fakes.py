@@ -8,9 +8,11 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from confluent_kafka import TopicPartition
+from confluent_kafka import KafkaError, TopicPartition
 
+from tombstone_common.kafka import DeliveryFailed
 from tombstone_common.settings import TopicSettings
+from tombstone_processor.dead_letters import DeadLetterMetrics, DeadLetters
 from tombstone_processor.effects import Publisher
 from tombstone_processor.workflow import Outcome
 
@@ -57,7 +59,7 @@ class FakeConsumer:
         self.polls = 0
         self.unwedged = asyncio.Event()  # cleared: consume does not return (a stuck client call)
         self.unwedged.set()
-        self.paused = False  # paused partitions deliver nothing, as librdkafka's do
+        self.paused_partitions: set[int] = set()  # paused partitions deliver nothing, as librdkafka's do
         self.callbacks = {}
         self.closed = False
 
@@ -84,14 +86,19 @@ class FakeConsumer:
     async def lose_partitions(self):
         await self.callbacks["lost"](self, self.partitions)
 
+    @property
+    def paused(self) -> bool:
+        return bool(self.paused_partitions)
+
     async def consume(self, num_messages, timeout):
         self.polls += 1
         await self.unwedged.wait()
-        if not self.queue or self.paused:
+        ready = [m for m in self.queue if m.partition() not in self.paused_partitions][:num_messages]
+        if not ready:
             await asyncio.sleep(min(timeout, 0.01))
             return []
-        taken, self.queue = self.queue[:num_messages], self.queue[num_messages:]
-        return taken
+        self.queue = [m for m in self.queue if m not in ready]
+        return ready
 
     async def poll(self, timeout):
         (message,) = await self.consume(1, timeout) or [None]
@@ -102,10 +109,10 @@ class FakeConsumer:
             self.committed[tp.partition] = tp.offset
 
     async def pause(self, partitions):
-        self.paused = True
+        self.paused_partitions |= {tp.partition for tp in partitions}
 
     async def resume(self, partitions):
-        self.paused = False
+        self.paused_partitions -= {tp.partition for tp in partitions}
 
     async def seek(self, partition):
         pass
@@ -173,3 +180,31 @@ class RecordingPublisher(Publisher):
 
     async def dead_letter(self, key, value, headers):
         self.dead_letters.append((key, value, dict(headers)))
+
+
+class RefusingPublisher(RecordingPublisher):
+    """Refuses every dead letter (and, with ``refuse_processed``, every processed record) with
+    ``error`` until the test clears ``refusing`` — a dead-letter topic whose limit is too low."""
+
+    def __init__(self, error: KafkaError | None = None, refuse_processed: bool = False) -> None:
+        super().__init__()
+        self.error = error or KafkaError(KafkaError.MSG_SIZE_TOO_LARGE, "Broker: Message size too large")
+        self.refusing = True
+        self.refuse_processed = refuse_processed
+        self.refused = 0
+
+    async def processed(self, record, headers=()):
+        if self.refuse_processed:
+            raise DeliveryFailed(self.error)
+        await super().processed(record, headers)
+
+    async def dead_letter(self, key, value, headers):
+        if self.refusing:
+            self.refused += 1
+            raise DeliveryFailed(self.error)
+        await super().dead_letter(key, value, headers)
+
+
+def dead_letters_via(publisher: Publisher) -> DeadLetters:
+    """The real dead-letter writer over ``publisher``, with backoffs short enough for unit tests."""
+    return DeadLetters(publisher, DeadLetterMetrics(), backoff_initial=0.001, backoff_max=0.01, log_every=0)

@@ -10,7 +10,7 @@ import pytest
 from resonate.error import ServerError
 
 from devstack.procs import wait_until
-from tests.unit.fakes import FakeConsumer, FakeResonate, RecordingPublisher
+from tests.unit.fakes import FakeConsumer, FakeResonate, RecordingPublisher, dead_letters_via
 from tombstone_common.messages import DeadLetterHeader
 from tombstone_processor.app import Processor, consumer_readiness
 from tombstone_processor.dispatcher import Dispatcher
@@ -40,8 +40,12 @@ async def intake_running(resonate: FakeResonate, consumer: FakeConsumer, **overr
     config = settings(**overrides)
     state = ProcessorState()
     publisher = RecordingPublisher()
-    dispatcher = Dispatcher(resonate, state.workflows, publisher, config.processor_handoff_attempts, backoff_max=0.01)
-    intake = Intake(config, consumer, dispatcher, publisher, state.intake)
+    dead_letters = dead_letters_via(publisher)
+    dead_letters.metrics = state.dead_letters
+    dispatcher = Dispatcher(
+        resonate, state.workflows, dead_letters, config.processor_handoff_attempts, config.durable, backoff_max=0.01
+    )
+    intake = Intake(config, consumer, dispatcher, dead_letters, state.intake)
     stopping = asyncio.Event()
     task = asyncio.create_task(intake.run(stopping))
     try:

@@ -9,6 +9,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
+from confluent_kafka import KafkaError
+
+from tests.unit.fakes import dead_letters_via
+from tombstone_common.kafka import DeliveryFailed
 from tests.unit.test_workflow import Recorder, job, make_settings
 from tombstone_common.telemetry import tracer
 from tombstone_processor.app import build_resonate
@@ -24,7 +28,7 @@ def exported() -> InMemorySpanExporter:
 
 
 class FlakyRecorder(Recorder):
-    """The broker refuses the first processed record; Resonate retries the step."""
+    """The first processed record times out (the broker away); Resonate retries the step."""
 
     def __init__(self):
         super().__init__()
@@ -33,12 +37,12 @@ class FlakyRecorder(Recorder):
     async def processed(self, record, headers=()):
         self.calls += 1
         if self.calls == 1:
-            raise RuntimeError("broker away")
+            raise DeliveryFailed(KafkaError(KafkaError._MSG_TIMED_OUT))  # transient: retried
         await super().processed(record, headers)
 
 
 async def run_under(settings, parent_span, publisher, tombstone_id):
-    resonate = build_resonate(settings, publisher)
+    resonate = build_resonate(settings, publisher, dead_letters_via(publisher))
     work = job(tombstone_id, batches=2)
     work = type(work)(**{**work.__dict__, "trace": TraceContext.under(parent_span)})
     try:

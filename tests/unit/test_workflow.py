@@ -5,7 +5,7 @@ import json
 import pytest
 
 from tombstone_processor.app import build_resonate
-from tests.unit.fakes import RecordingPublisher as Recorder
+from tests.unit.fakes import RecordingPublisher as Recorder, dead_letters_via
 from tombstone_processor.settings import ProcessorSettings
 from tombstone_processor.simulation import Work
 from tombstone_processor.tracing import TraceContext
@@ -47,7 +47,7 @@ def ledger(tmp_path):
 
 async def run(settings, *jobs):
     recorder = Recorder()
-    resonate = build_resonate(settings, recorder)
+    resonate = build_resonate(settings, recorder, dead_letters_via(recorder))
     try:
         outcomes = [await resonate.run(j.id, cleanup_tombstone, j).result() for j in jobs]
     finally:

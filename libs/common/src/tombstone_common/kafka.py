@@ -52,13 +52,81 @@ def consumer_config(settings: KafkaSettings, group_id: str, **extra: Any) -> dic
     }
 
 
+#: Errors that go away by themselves: a broker restarting, a leader or coordinator moving, too few
+#: in-sync replicas for a moment, a quota throttling us. Retrying them is right.
+TRANSIENT_CODES = frozenset({
+    KafkaError._MSG_TIMED_OUT,
+    KafkaError._TIMED_OUT,
+    KafkaError._TIMED_OUT_QUEUE,
+    KafkaError.REQUEST_TIMED_OUT,
+    KafkaError._TRANSPORT,
+    KafkaError._ALL_BROKERS_DOWN,
+    KafkaError._RESOLVE,
+    KafkaError.NETWORK_EXCEPTION,
+    KafkaError._QUEUE_FULL,
+    KafkaError._WAIT_COORD,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.PREFERRED_LEADER_NOT_AVAILABLE,
+    KafkaError.FENCED_LEADER_EPOCH,
+    KafkaError.UNKNOWN_LEADER_EPOCH,
+    KafkaError.NOT_COORDINATOR,
+    KafkaError.COORDINATOR_NOT_AVAILABLE,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    KafkaError.REBALANCE_IN_PROGRESS,
+    KafkaError.NOT_ENOUGH_REPLICAS,
+    KafkaError.NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+    KafkaError.KAFKA_STORAGE_ERROR,
+    KafkaError.THROTTLING_QUOTA_EXCEEDED,
+})
+
+#: Errors that the same record will meet again, however often it is sent: it is too large, we are
+#: not allowed to write there, the topic does not exist, the broker rejects the record itself.
+#: Only a person (or a different record) changes the answer.
+PERMANENT_CODES = frozenset({
+    KafkaError.MSG_SIZE_TOO_LARGE,
+    KafkaError.RECORD_LIST_TOO_LARGE,
+    KafkaError.TOPIC_AUTHORIZATION_FAILED,
+    KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+    KafkaError.SASL_AUTHENTICATION_FAILED,
+    KafkaError._AUTHENTICATION,
+    KafkaError._UNKNOWN_TOPIC,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+    KafkaError._UNKNOWN_PARTITION,
+    KafkaError.TOPIC_EXCEPTION,
+    KafkaError.INVALID_RECORD,
+    KafkaError.INVALID_TIMESTAMP,
+    KafkaError.INVALID_REQUIRED_ACKS,
+    KafkaError.POLICY_VIOLATION,
+    KafkaError._INVALID_ARG,
+})
+
+
+def is_transient(error: KafkaError) -> bool:
+    """Classify by error code, not by ``error.retriable()``: librdkafka does not set that flag on
+    delivery reports, so a delivery that timed out during a broker restart would look permanent.
+    A fatal error is permanent; a code in neither list is treated as transient (callers that
+    retry bound the time they spend on it)."""
+    if error.fatal() or error.code() in PERMANENT_CODES:
+        return False
+    return True
+
+
+def describe(error: KafkaError) -> str:
+    """``MSG_SIZE_TOO_LARGE (permanent): Broker: Message size too large`` — for logs and probes."""
+    return f"{error.name()} ({'transient' if is_transient(error) else 'permanent'}): {error.str()}"
+
+
 class DeliveryFailed(KafkaException):
-    """The broker did not take a record; ``error`` is librdkafka's :class:`KafkaError`, so a caller
-    can tell ``error.retriable()`` from ``error.fatal()``."""
+    """The broker did not take a record; ``error`` is librdkafka's :class:`KafkaError`
+    (:func:`is_transient` tells a broker that is away from one that refuses)."""
 
     @property
     def error(self) -> KafkaError:
         return self.args[0]
+
+    def __str__(self) -> str:
+        return describe(self.error)
 
 
 FatalHandler = Callable[[KafkaError], None]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import uuid
 from datetime import timedelta
@@ -19,9 +18,11 @@ from resonate.resonate import Resonate
 from tombstone_common.kafka import AsyncProducer, ClientErrors, client_config, consumer_config
 from tombstone_common.logs import get_logger
 from tombstone_common.settings import fail
+from tombstone_processor.dead_letters import DeadLetters
 from tombstone_processor.dispatcher import Dispatcher
 from tombstone_processor.effects import Publisher
 from tombstone_processor.heartbeat import HeartbeatPerOrigin
+from tombstone_processor.failures import reason
 from tombstone_processor.http import Check, HealthServer
 from tombstone_processor.refusals import StepRefusals
 from tombstone_processor.intake import Intake
@@ -50,14 +51,16 @@ LOCAL_TIMER_TICK_SECONDS = 0.1
 def build_resonate(
     settings: ProcessorSettings,
     publisher: Publisher,
+    dead_letters: DeadLetters,
     deletions: DeletionMetrics | None = None,
     server_check: ServerCheck | None = None,
 ) -> Resonate:
+    publish_retry = RetryBackoff.lasting(settings.processor_publish_retry_seconds)
     common = {
         "group": settings.resonate_group,
         "max_concurrent_tasks": settings.processor_max_in_flight,
-        # Steps other than delete_batch (publishing to Kafka) retry until the broker is back.
-        "retry_policy": RetryBackoff(initial=0.5, maximum=30, attempts=1_000_000),
+        # Steps without a policy of their own; the dead-letter step retries inside itself.
+        "retry_policy": publish_retry,
     }
     if settings.resonate_url is not None:
         ttl = timedelta(seconds=settings.resonate_ttl_seconds)
@@ -96,12 +99,14 @@ def build_resonate(
     config = WorkflowConfig(
         batch_interval=timedelta(seconds=settings.delete_batch_interval_seconds),
         retry=RetryBackoff.for_deletes(settings),
+        publish_retry=publish_retry,
         processor=settings.processor_name,
+        offset_waits_for_workflow=not settings.durable,
     )
     deleter = SimulatedDeleter(settings, settings.processor_name, deletions)
-    refusals = StepRefusals(settings.processor_handoff_attempts, publisher)
+    refusals = StepRefusals(settings.processor_handoff_attempts, dead_letters)
     refusals.bind(resonate.promises)
-    resonate.with_dependency(Dependencies(config, deleter, publisher, refusals))
+    resonate.with_dependency(Dependencies(config, deleter, publisher, dead_letters, refusals))
     # Started only now: the server may deliver resumed workflows the moment we connect.
     return resonate.start()
 
@@ -154,6 +159,7 @@ class Processor:
         self.exit_code = 0
         self._stopping = asyncio.Event()
         self._intake: Intake | None = None  # set once the consumer exists; its statistics go there
+        self._dead_letters: DeadLetters | None = None
 
     async def run(self, stopping: asyncio.Event) -> int:
         """Run until ``stopping`` is set (or a fatal error); returns the exit status."""
@@ -170,7 +176,10 @@ class Processor:
             readiness_checks(settings, server_check),
             settings.processor_http_port,
             liveness=self._liveness,
-            live_checks={"consumer": lambda: consumer_readiness(self.state.intake)},
+            live_checks={
+                "consumer": lambda: consumer_readiness(self.state.intake),
+                "dead-letter": lambda: self._dead_letters.problem() if self._dead_letters else None,
+            },
         )
         if settings.processor_http_port:
             try:
@@ -179,8 +188,11 @@ class Processor:
                 fail(f"PROCESSOR_HTTP_PORT={settings.processor_http_port}: {exc.strerror}", code=1)
         producer = AsyncProducer(settings, error_cb=kafka_errors)
         publisher = Publisher(producer, settings)
-        resonate = build_resonate(settings, publisher, self.state.deletions, server_check)
-        dispatcher = Dispatcher(resonate, self.state.workflows, publisher, settings.processor_handoff_attempts)
+        dead_letters = self._dead_letters = DeadLetters(publisher, self.state.dead_letters)
+        resonate = build_resonate(settings, publisher, dead_letters, self.state.deletions, server_check)
+        dispatcher = Dispatcher(
+            resonate, self.state.workflows, dead_letters, settings.processor_handoff_attempts, settings.durable
+        )
         intake: Intake | None = None
         consumer: AIOConsumer | None = None
         try:
@@ -202,7 +214,7 @@ class Processor:
                     },
                 )
             )
-            intake = Intake(settings, consumer, dispatcher, publisher, self.state.intake)
+            intake = Intake(settings, consumer, dispatcher, dead_letters, self.state.intake)
             self._intake = intake
             log.info(
                 "processor starting",
@@ -268,28 +280,59 @@ class Processor:
         resonate: Resonate,
         producer: AsyncProducer,
     ) -> None:
+        """Every phase inside one deadline, PROCESSOR_SHUTDOWN_GRACE_SECONDS from now, also when
+        the server or the broker is away; the last slice of it is kept for flushing the producer,
+        which happens whatever went wrong before."""
         grace = self.settings.processor_shutdown_grace_seconds
+        deadline = Deadline(grace, reserve=min(2.0, grace / 10))
+        durable = self.settings.durable and not self.exit_code
         log.info("processor stopping", in_flight=dispatcher.in_flight, grace_seconds=grace)
-        if not self.settings.durable and not self.exit_code:
-            # Local mode: an unfinished workflow is lost with the process, so finish what
-            # fits in the grace period; the rest is redelivered (its offset stays uncommitted).
-            if not await dispatcher.drain(grace):
-                log.warning("grace period over; unfinished workflows will be redelivered")
-        if intake is not None:
-            # Records whose hand-off has not finished are dropped: uncommitted, so redelivered.
-            await intake.stop()
-            await intake.commit()
-        await dispatcher.abandon()
-        if consumer is not None:
-            await consumer.close()
-        if self.settings.durable and not self.exit_code:
-            await finish_running_steps(resonate, grace)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(resonate.stop(), timeout=max(grace, 1))
-        undelivered = await asyncio.to_thread(producer.close, min(max(grace, 1), 10))
-        if undelivered:
-            log.warning("records not delivered before exit", count=undelivered)
-        log.info("processor stopped", **_summary(self.state))
+        try:
+            if not self.settings.durable and not self.exit_code:
+                # Local mode: an unfinished workflow is lost with the process, so finish what
+                # fits in the grace period; the rest is redelivered (its offset stays uncommitted).
+                if not await dispatcher.drain(deadline.left()):
+                    log.warning("grace period over; unfinished workflows will be redelivered")
+            if intake is not None:
+                # Records whose hand-off has not finished are dropped: uncommitted, so redelivered.
+                await intake.stop()
+                await deadline.run(intake.commit(), "final offset commit")
+            await dispatcher.abandon()
+            if consumer is not None:
+                await deadline.run(consumer.close(), "leaving the consumer group")
+            if durable:
+                await finish_running_steps(resonate, deadline.left())
+            await deadline.run(resonate.stop(), "stopping the Resonate client")
+        except Exception as exc:  # the producer is flushed all the same
+            log.warning("shutdown step failed", error=reason(exc))
+        finally:
+            undelivered = await asyncio.to_thread(producer.close, max(deadline.left(reserved=False), 0.1))
+            if undelivered:
+                log.warning("records not delivered before exit", count=undelivered)
+        log.info("processor stopped", seconds=round(deadline.elapsed(), 2), **_summary(self.state))
+
+
+class Deadline:
+    """One shutdown deadline shared by every phase; ``reserve`` seconds of it are kept back
+    for the last phase (flushing the producer)."""
+
+    def __init__(self, seconds: float, reserve: float) -> None:
+        self._started = time.monotonic()
+        self._end = self._started + seconds
+        self._reserve = reserve
+
+    def left(self, reserved: bool = True) -> float:
+        return max(0.0, self._end - (self._reserve if reserved else 0.0) - time.monotonic())
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self._started
+
+    async def run(self, work, what: str) -> None:
+        """Await ``work`` for what is left; past that, give up on it (logged, not an error)."""
+        try:
+            await asyncio.wait_for(work, timeout=self.left())
+        except TimeoutError:
+            log.warning(f"{what} did not finish within the shutdown grace period")
 
 
 async def finish_running_steps(resonate: Resonate, grace: float) -> bool:

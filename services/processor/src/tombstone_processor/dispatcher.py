@@ -4,7 +4,9 @@ The dispatcher counts the workflows in flight (from the moment a hand-off begins
 workflow ends) and owns every workflow metric. A hand-off that fails transiently (server away,
 5xx, 429) is retried with backoff for as long as it takes; one the server refuses (4xx, a value
 that cannot be serialised, an unknown function) is tried ``refusals`` times and then the tombstone
-is dead-lettered with the reason, so its offset can settle and the partition moves on.
+is dead-lettered with the reason: its offset settles once the broker acknowledged the dead letter.
+A workflow that fails (its promise rejected, whatever the reason) is dead-lettered here too, unless
+it was given up on with its tombstone already in the dead-letter topic.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from dataclasses import dataclass, field
 from resonate.resonate import Resonate
 
 from tombstone_common.logs import get_logger
-from tombstone_processor.effects import Publisher
-from tombstone_processor.failures import reason, retrying, write_or_give_up
+from tombstone_processor.dead_letters import DeadLetters
+from tombstone_processor.failures import reason, retrying
 from tombstone_processor.refusals import StepRefused
 from tombstone_processor.state import WorkflowMetrics
 from tombstone_processor.workflow import WORKFLOW, Job, Outcome, start_version
@@ -53,14 +55,16 @@ class Dispatcher:
         self,
         resonate: Resonate,
         metrics: WorkflowMetrics,
-        publisher: Publisher,
+        dead_letters: DeadLetters,
         refusals: int,
+        durable: bool,
         backoff_max: float = 5.0,
     ) -> None:
         self._resonate = resonate
         self.metrics = metrics
-        self._publisher = publisher
+        self._dead_letters = dead_letters
         self._refusals = refusals
+        self._durable = durable
         self._backoff_max = backoff_max
         self._running: dict[str, Workflow] = {}
         self._handing_off = asyncio.Semaphore(HANDOFF_CONCURRENCY)
@@ -83,6 +87,7 @@ class Dispatcher:
         self.metrics.in_flight = len(self._running)
         self.metrics.max_in_flight_seen = max(self.metrics.max_in_flight_seen, self.in_flight)
         workflow.task = asyncio.create_task(self._run(workflow), name=f"workflow {job.id}")
+        workflow.task.add_done_callback(_log_failure)
         return workflow
 
     async def _run(self, workflow: Workflow) -> None:
@@ -98,7 +103,7 @@ class Dispatcher:
                 return
             self.metrics.started += 1
             workflow.created.set_result(None)
-            await self._follow(job.id, handle.result(), since)
+            await self._follow(job, handle.result(), since)
             workflow.finished.set_result(None)
         finally:
             for future in (workflow.created, workflow.finished):
@@ -123,15 +128,11 @@ class Dispatcher:
         why = f"hand-off refused after {self._refusals} attempts: {reason(error)}"
         log.error("workflow could not be started; dead-lettering the tombstone", id=job.id, error=why)
         self.metrics.failed += 1
-        await write_or_give_up(
-            lambda: job.dead_letter(self._publisher, why, type(error).__name__, self._refusals),
-            self._refusals,
-            "dead-letter",
-            job.id,
-        )
+        await self._dead_letters.write(job.letter(why, type(error).__name__, self._refusals), holds_offset=True)
         self.metrics.dead_lettered += 1
 
-    async def _follow(self, tombstone_id: str, result: Awaitable[Outcome], since: float) -> None:
+    async def _follow(self, job: Job, result: Awaitable[Outcome], since: float) -> None:
+        tombstone_id = job.id
         try:
             outcome = await result
         except asyncio.CancelledError:
@@ -141,9 +142,12 @@ class Dispatcher:
             self.metrics.dead_lettered += 1
             log.error("workflow refused by the server; tombstone dead-lettered", id=tombstone_id, error=str(exc))
             return
-        except Exception as exc:
+        except Exception as exc:  # rejected some other way (a timeout, a bug): the DLQ takes it
             self.metrics.failed += 1
-            log.error("workflow failed", id=tombstone_id, error=reason(exc))
+            why = f"workflow failed: {reason(exc)}"
+            log.error("workflow failed; dead-lettering its tombstone", id=tombstone_id, error=why)
+            await self._dead_letters.write(job.letter(why, type(exc).__name__), holds_offset=not self._durable)
+            self.metrics.dead_lettered += 1
             return
         self.metrics.workflow_seconds.observe(time.monotonic() - since)
         if outcome.status == "processed":
@@ -173,3 +177,9 @@ class Dispatcher:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    """A workflow's task must not fail silently (an exception would surface only at collection)."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("following a workflow failed", task=task.get_name(), error=reason(task.exception()))

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-
 import aiohttp
 from confluent_kafka import KafkaException
 from resonate.error import ConnectorError, ServerError, StoppedError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
+from tombstone_common import kafka
 from tombstone_common.logs import get_logger
 
 log = get_logger(__name__)
@@ -19,11 +18,12 @@ RETRY_LATER = {408, 425, 429}
 
 
 def is_transient(error: BaseException) -> bool:
-    """Connection errors, timeouts, 5xx/429 from the server, retriable Kafka errors."""
+    """Connection errors, timeouts, 5xx/429 from the server, Kafka errors that pass by themselves
+    (classified by code: :func:`tombstone_common.kafka.is_transient`)."""
     if isinstance(error, ServerError):
         return error.code >= 500 or error.code in RETRY_LATER
     if isinstance(error, KafkaException):
-        return bool(error.args) and error.args[0].retriable()
+        return bool(error.args) and kafka.is_transient(error.args[0])
     # StoppedError: a durable op skipped because an earlier one failed (or the SDK is stopping)
     return isinstance(
         error, ConnectorError | StoppedError | TimeoutError | asyncio.TimeoutError | aiohttp.ClientError | OSError
@@ -61,18 +61,3 @@ def retrying(refusals: int, what: str, subject: str, backoff_max: float = 5.0) -
         before_sleep=log_retry,
         reraise=True,
     )
-
-
-async def write_or_give_up(
-    write: Callable[[], Awaitable[object]], refusals: int, what: str, subject: str
-) -> bool:
-    """Run ``write`` under :func:`retrying`; False (logged) when it was refused for good, so the
-    caller can move on instead of holding its partition back forever."""
-    try:
-        async for attempt in retrying(refusals, what, subject):
-            with attempt:
-                await write()
-    except Exception as exc:
-        log.error(f"{what} refused; giving up on it", subject=subject, error=reason(exc))
-        return False
-    return True

@@ -9,6 +9,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from tombstone_processor.failures import reason
 from tombstone_processor.state import ProcessorState
 
 Check = Callable[[], Awaitable[str | None]]  # None = fine, else why not
@@ -29,6 +30,7 @@ class StateCollector:
         "batch_failures": "Delete attempts that failed (and were retried)",
         "commits": "Offset commits made by the intake",
         "handoff_retries": "Hand-offs tried again after a failure",
+        "dead_letter_refusals": "Dead-letter writes the broker refused (each is retried until accepted)",
     }
 
     def __init__(self, state: ProcessorState) -> None:
@@ -46,6 +48,14 @@ class StateCollector:
         )
         yield GaugeMetricFamily(
             "tombstones_partitions_assigned", "Partitions assigned", value=len(self._state.assigned)
+        )
+        yield GaugeMetricFamily(
+            "tombstones_stuck_partitions",
+            "Partitions paused at a record whose dead letter the broker refuses",
+            value=len(self._state.held),
+        )
+        yield GaugeMetricFamily(
+            "tombstones_dead_letters_stuck", "Dead letters the broker refuses right now", value=len(self._state.stuck)
         )
         lag = GaugeMetricFamily(
             "tombstones_consumer_lag", "Records behind the end of each partition", labels=["topic", "partition"]
@@ -97,9 +107,15 @@ class HealthServer:
             await self._runner.cleanup()
 
     async def _check_forever(self) -> None:
+        """A check that raises is a failed check with the reason: the loop never dies, so
+        ``/readyz`` never freezes on an old answer."""
         while True:
-            results = await asyncio.gather(*(check() for check in self._checks.values()))
-            self._problems = {name: why for name, why in zip(self._checks, results) if why is not None}
+            results = await asyncio.gather(*(check() for check in self._checks.values()), return_exceptions=True)
+            self._problems = {
+                name: f"check failed: {reason(why)}" if isinstance(why, BaseException) else why
+                for name, why in zip(self._checks, results)
+                if why is not None
+            }
             await asyncio.sleep(self.CHECK_INTERVAL_SECONDS)
 
     async def _healthz(self, _: web.Request) -> web.Response:
@@ -109,10 +125,17 @@ class HealthServer:
         return web.json_response({"status": "alive"})
 
     async def _readyz(self, _: web.Request) -> web.Response:
-        live = {name: check() for name, check in self._live_checks.items()}
+        live = {name: _safely(check) for name, check in self._live_checks.items()}
         problems = {**self._problems, **{name: why for name, why in live.items() if why is not None}}
         status = 503 if problems else 200
         return web.json_response({"ready": not problems, "problems": problems}, status=status)
 
     async def _metrics(self, _: web.Request) -> web.Response:
         return web.Response(body=generate_latest(self._registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def _safely(check: Callable[[], str | None]) -> str | None:
+    try:
+        return check()
+    except Exception as exc:
+        return f"check failed: {reason(exc)}"

@@ -7,6 +7,11 @@ contiguous settled offset of each partition. A record whose hand-off did not fin
 processor stops stays uncommitted and is redelivered. When ``PROCESSOR_MAX_IN_FLIGHT`` workflows
 are in flight it stops taking records; if the bound stays full (longer than a short workflow
 takes), the partitions are paused until one ends.
+
+The rule: an offset is committed only after its record's workflow was durably handed off (local
+mode: completed) or its dead letter was acknowledged by the broker. Nothing else settles it. A
+partition whose dead letter the broker refuses is paused at that record until it is accepted; the
+other partitions keep flowing.
 """
 
 from __future__ import annotations
@@ -22,17 +27,10 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 
 from tombstone_common.logs import get_logger
-from tombstone_common.messages import (
-    InvalidRecord,
-    SourcePosition,
-    dead_letter_headers,
-    parse_tombstone,
-    utc_now,
-)
-from tombstone_common.telemetry import Messaging, context_from_headers, headers_from, kafka_attributes
+from tombstone_common.messages import InvalidRecord, SourcePosition, parse_tombstone, utc_now
+from tombstone_common.telemetry import Messaging, context_from_headers, kafka_attributes
+from tombstone_processor.dead_letters import DeadLetter, DeadLetters
 from tombstone_processor.dispatcher import Dispatcher, Workflow
-from tombstone_processor.effects import Publisher
-from tombstone_processor.failures import write_or_give_up
 from tombstone_processor.offsets import PartitionOffsets
 from tombstone_processor.settings import ProcessorSettings
 from tombstone_processor.simulation import Work
@@ -61,13 +59,13 @@ class Intake:
         settings: ProcessorSettings,
         consumer: AIOConsumer,
         dispatcher: Dispatcher,
-        publisher: Publisher,
+        dead_letters: DeadLetters,
         metrics: IntakeMetrics,
     ) -> None:
         self._settings = settings
         self._consumer = consumer
         self._dispatcher = dispatcher
-        self._publisher = publisher
+        self._dead_letters = dead_letters
         self.metrics = metrics
         self._partitions: dict[Partition, PartitionOffsets] = {}
         # one task per record until its offset settled: hand-offs, and invalid records' DLQ writes
@@ -84,6 +82,7 @@ class Intake:
             on_lost=self._on_lost,
         )
         while not stopping.is_set():
+            await self._hold_stuck_partitions()
             if self._free_slots() <= 0:
                 await self._wait_for_slot(stopping)
             else:
@@ -192,16 +191,11 @@ class Intake:
         return start_process_span(position.topic, context_from_headers(message.headers()), **attributes)
 
     async def _dead_letter(self, message: Message, position: SourcePosition, why: str) -> None:
-        headers = [*dead_letter_headers(why, "InvalidRecord", position), *headers_from()]
         log.warning("dead-lettering invalid record", reason=why, **position.model_dump())
         self._dead_lettering += 1
         try:
-            await write_or_give_up(
-                lambda: self._publisher.dead_letter(message.key(), message.value(), headers),
-                self._settings.processor_handoff_attempts,
-                "dead-letter",
-                f"{position.topic}/{position.partition}@{position.offset}",
-            )
+            letter = DeadLetter(message.key(), message.value(), position, why, "InvalidRecord")
+            await self._dead_letters.write(letter, holds_offset=True)
         finally:
             self._dead_lettering -= 1
         self.metrics.invalid += 1
@@ -224,10 +218,25 @@ class Intake:
 
     # ── back-pressure ───────────────────────────────────────────────────────
 
+    async def _hold_stuck_partitions(self) -> None:
+        """Pause the partitions whose dead letter the broker refuses; resume them once accepted."""
+        stuck = self._dead_letters.metrics.stuck_partitions() & self._partitions.keys()
+        if stuck == self.metrics.held:
+            return
+        held, freed = stuck - self.metrics.held, self.metrics.held - stuck
+        self.metrics.held = stuck
+        if held:
+            await self._consumer.pause([TopicPartition(t, p) for t, p in held])
+            log.warning("partitions paused until their dead letter is accepted", partitions=sorted(f"{t}/{p}" for t, p in held))
+        if freed and not self.metrics.paused:
+            await self._consumer.resume([TopicPartition(t, p) for t, p in freed])
+        if freed:
+            log.info("dead letter accepted; partitions resumed", partitions=sorted(f"{t}/{p}" for t, p in freed))
+
     async def _set_paused(self, paused: bool) -> None:
         if paused == self.metrics.paused:
             return
-        partitions = [TopicPartition(t, p) for t, p in self._partitions]
+        partitions = [TopicPartition(t, p) for t, p in self._partitions if paused or (t, p) not in self.metrics.held]
         if partitions:
             await (self._consumer.pause if paused else self._consumer.resume)(partitions)
         self.metrics.paused = paused
@@ -255,6 +264,7 @@ class Intake:
                 timeout = max(0.0, full_since + PAUSE_AFTER_SECONDS - time.monotonic())
             await _first_of(self._dispatcher.slot_freed, stopping, timeout=timeout)
             self._dispatcher.slot_freed.clear()
+            await self._hold_stuck_partitions()
             await self._commit_due()
             self.metrics.progressed_at = time.monotonic()
 
@@ -316,6 +326,7 @@ class Intake:
     def _forget(self, partitions: list[Partition]) -> None:
         for tp in partitions:
             self._partitions.pop(tp, None)
+            self.metrics.held.discard(tp)
             self.metrics.assigned.discard(tp)
 
 

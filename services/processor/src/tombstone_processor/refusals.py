@@ -3,19 +3,21 @@
 When the server refuses a step (a 4xx, a value it cannot take), the SDK releases the workflow's
 task and the server offers it again at once, forever. The workflow reports each refusal here;
 after ``limit`` of them this processor dead-letters the tombstone with the reason and rejects the
-workflow's promise, so the server stops offering it and whoever awaits it learns why.
+workflow's promise, so the server stops offering it and whoever awaits it learns why. The promise
+is rejected only after the dead letter was acknowledged: the tombstone is never in neither place.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from typing import Protocol
 
 from resonate.promises import Promises
 from resonate.types import Value
 
 from tombstone_common.logs import get_logger
-from tombstone_processor.effects import Publisher
-from tombstone_processor.failures import is_transient, reason, write_or_give_up
+from tombstone_processor.dead_letters import DeadLetter, DeadLetters
+from tombstone_processor.failures import is_transient, reason, retrying
 
 log = get_logger(__name__)
 
@@ -24,17 +26,26 @@ class StepRefused(Exception):
     """The rejection of a workflow given up on; its tombstone is in the dead-letter topic."""
 
 
+class Refusable(Protocol):  # the workflow's Job, as far as refusals need it
+    id: str
+
+    def letter(self, why: str, error_class: str, attempts: int | None = None) -> DeadLetter: ...
+
+
 class StepRefusals:
-    def __init__(self, limit: int, publisher: Publisher) -> None:
+    def __init__(self, limit: int, dead_letters: DeadLetters) -> None:
         self._limit = limit
-        self._publisher = publisher
+        self._dead_letters = dead_letters
         self._promises: Promises | None = None
         self._counts: Counter[str] = Counter()
 
     def bind(self, promises: Promises) -> None:
         self._promises = promises
 
-    async def refused(self, job, error: BaseException) -> None:  # job: workflow.Job
+    def forget(self, workflow_id: str) -> None:
+        self._counts.pop(workflow_id, None)
+
+    async def refused(self, job: Refusable, error: BaseException) -> None:
         if is_transient(error) or self._promises is None:
             return
         self._counts[job.id] += 1
@@ -44,11 +55,12 @@ class StepRefusals:
             return
         why = f"the server refused a workflow step {count} times: {reason(error)}"
         log.error("giving up on the workflow; dead-lettering its tombstone", id=job.id, error=why)
-        await write_or_give_up(
-            lambda: job.dead_letter(self._publisher, why, type(error).__name__, count), self._limit, "dead-letter", job.id
-        )
+        await self._dead_letters.write(job.letter(why, type(error).__name__, count), holds_offset=False)
         promises = self._promises
-        await write_or_give_up(
-            lambda: promises.reject(job.id, Value(data=StepRefused(why))), self._limit, "reject workflow", job.id
-        )
-        del self._counts[job.id]
+        try:
+            async for attempt in retrying(self._limit, "reject workflow", job.id):
+                with attempt:
+                    await promises.reject(job.id, Value(data=StepRefused(why)))
+        except Exception as exc:  # the tombstone is in the DLQ; the server keeps offering the task
+            log.error("could not reject the workflow's promise", id=job.id, error=reason(exc))
+        self.forget(job.id)

@@ -76,7 +76,12 @@ class ProcessorSettings(SimulationSettings):
         8080, ge=0, le=65535, description="Port of /healthz, /readyz and /metrics (0 = off)."
     )
     processor_shutdown_grace_seconds: float = Field(
-        20.0, ge=0, description="On SIGTERM, how long to wait for in-flight work."
+        20.0, ge=0,
+        description="On SIGTERM, the whole shutdown (finishing steps, committing, flushing) ends within this.",
+    )
+    processor_publish_retry_seconds: float = Field(
+        600.0, gt=0,
+        description="How long the publish step retries a transient failure (a broker restart) before the tombstone is dead-lettered; a refusal is not retried.",
     )
     processor_handoff_attempts: int = Field(
         3, ge=1, le=100,

@@ -55,7 +55,7 @@ class SimulatedDeleter:
         self._metrics = metrics if metrics is not None else DeletionMetrics()
         self._processor = processor
         self._random = random.Random()
-        self._attempts: dict[str, int] = {}
+        self._attempts: dict[str, dict[str, int]] = {}  # tombstone id -> step id -> attempts
         self._ledger = Ledger(settings.delete_ledger_path) if settings.delete_ledger_path else None
 
     def _rng(self, tombstone_id: str, batch: int, attempt: int) -> random.Random:
@@ -64,11 +64,21 @@ class SimulatedDeleter:
             return self._random
         return random.Random(f"{seed}/{tombstone_id}/{batch}/{attempt}")
 
-    def count_attempt(self, step_id: str) -> int:
+    def count_attempt(self, tombstone_id: str, step_id: str) -> int:
         """Number this attempt of a durable step (retries of one step share its id)."""
-        attempt = self._attempts.get(step_id, 0) + 1
-        self._attempts[step_id] = attempt
-        return attempt
+        steps = self._attempts.setdefault(tombstone_id, {})
+        steps[step_id] = steps.get(step_id, 0) + 1
+        return steps[step_id]
+
+    def forget(self, tombstone_id: str) -> None:
+        """The workflow ended: its steps' counts are not needed any more."""
+        self._attempts.pop(tombstone_id, None)
+
+    def _finished_step(self, tombstone_id: str, step_id: str) -> None:
+        steps = self._attempts.get(tombstone_id, {})
+        steps.pop(step_id, None)
+        if not steps:
+            self._attempts.pop(tombstone_id, None)
 
     def delete_batch(self, step_id: str, tombstone_id: str, batch: int, work: Work, attempt: int) -> BatchResult:
         rng = self._rng(tombstone_id, batch, attempt)
@@ -93,7 +103,7 @@ class SimulatedDeleter:
         if failed:
             self._metrics.batch_failures += 1
             if attempt >= self._settings.delete_max_attempts:
-                del self._attempts[step_id]
+                self._finished_step(tombstone_id, step_id)
             raise DeleteError(f"batch {batch} of {tombstone_id} failed (attempt {attempt})")
-        del self._attempts[step_id]
+        self._finished_step(tombstone_id, step_id)
         return BatchResult(done=done, attempts=attempt, finished_at=time.time())

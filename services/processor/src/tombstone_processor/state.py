@@ -1,8 +1,9 @@
 """What a processor is doing right now, for tests, probes and metrics.
 
 Each part of the processor owns the counters it changes and is the only one that writes them:
-the intake (:class:`IntakeMetrics`), the dispatcher (:class:`WorkflowMetrics`) and the simulated
-deletion (:class:`DeletionMetrics`). :class:`ProcessorState` is a read-only view over the three.
+the intake (:class:`IntakeMetrics`), the dispatcher (:class:`WorkflowMetrics`), the simulated
+deletion (:class:`DeletionMetrics`) and the dead-letter writer (:class:`DeadLetterMetrics`).
+:class:`ProcessorState` is a read-only view over the four.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import time
 from dataclasses import dataclass, field, fields
 
 from prometheus_client import CollectorRegistry, Histogram
+
+from tombstone_processor.dead_letters import DeadLetterMetrics
 
 Partition = tuple[str, int]
 
@@ -25,6 +28,7 @@ class IntakeMetrics:
     paused: bool = False
     pauses: int = 0
     assigned: set[Partition] = field(default_factory=set)
+    held: set[Partition] = field(default_factory=set)  # paused until a refused dead letter is accepted
     joined: bool = False  # the consumer holds a (possibly empty) assignment of its group
     lost: bool = False  # its partitions were taken away without a revoke (session timed out)
     lag: dict[Partition, int] = field(default_factory=dict)
@@ -74,9 +78,10 @@ class ProcessorState:
         self.intake = IntakeMetrics()
         self.workflows = WorkflowMetrics(self.registry)
         self.deletions = DeletionMetrics()
+        self.dead_letters = DeadLetterMetrics()
         self._owners = {
             f.name: part
-            for part in (self.intake, self.workflows, self.deletions)
+            for part in (self.intake, self.workflows, self.deletions, self.dead_letters)
             for f in fields(part)
             if f.name != "registry"
         }

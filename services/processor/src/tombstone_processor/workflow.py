@@ -13,14 +13,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, Status, StatusCode
 from resonate.context import Context
 from resonate.error import PlatformError
 from resonate.resonate import Resonate
 
-from tombstone_common.messages import ProcessedRecord, SourcePosition, dead_letter_headers, utc_now
+from tombstone_common.messages import ProcessedRecord, SourcePosition, utc_now
 from tombstone_common.telemetry import headers_from, kafka_attributes
+from tombstone_processor.dead_letters import DeadLetter, DeadLetters
 from tombstone_processor.effects import Publisher
+from tombstone_processor.failures import is_transient, reason
 from tombstone_processor.refusals import StepRefusals
 from tombstone_processor.settings import SimulationSettings
 from tombstone_processor.simulation import BatchResult, SimulatedDeleter, Work
@@ -29,7 +31,7 @@ from tombstone_processor.tracing import TraceContext, emit_span, emit_workflow_s
 
 @dataclass(frozen=True)
 class Job:
-    """The workflow's durable argument: everything it needs, fixed at hand-off."""
+    """The workflow's durable argument: everything it needs, fixed at hand-off. Data only."""
 
     id: str
     topic: str
@@ -45,12 +47,15 @@ class Job:
     def source(self) -> SourcePosition:
         return SourcePosition(topic=self.topic, partition=self.partition, offset=self.offset)
 
-    async def dead_letter(self, publisher: Publisher, reason: str, error_class: str, attempts: int) -> None:
-        """Write the original record to the DLQ with the reason (in the current trace context)."""
-        await publisher.dead_letter(
-            self.key.encode() if self.key is not None else None,
-            self.value.encode(),
-            [*dead_letter_headers(reason, error_class, self.source, attempts), *headers_from()],
+    def letter(self, why: str, error_class: str, attempts: int | None = None) -> DeadLetter:
+        """The original record as a dead letter, with the reason."""
+        return DeadLetter(
+            key=self.key.encode() if self.key is not None else None,
+            value=self.value.encode(),
+            source=self.source,
+            reason=why,
+            error_class=error_class,
+            attempts=attempts,
         )
 
 
@@ -79,6 +84,15 @@ class RetryBackoff:
             attempts=settings.delete_max_attempts,
         )
 
+    @classmethod
+    def lasting(cls, seconds: float, initial: float = 0.5, maximum: float = 30.0) -> "RetryBackoff":
+        """As many attempts as it takes for the delays between them to add up to ``seconds``."""
+        attempts, waited = 1, 0.0
+        while waited < seconds:
+            waited += min(initial * 2 ** (attempts - 1), maximum)
+            attempts += 1
+        return cls(initial=initial, maximum=maximum, attempts=attempts)
+
     def next(self, attempt: int) -> float | None:
         if attempt >= self.attempts:
             return None
@@ -89,7 +103,9 @@ class RetryBackoff:
 class WorkflowConfig:
     batch_interval: timedelta
     retry: RetryBackoff
+    publish_retry: RetryBackoff  # transient publish failures; a refusal is not retried
     processor: str
+    offset_waits_for_workflow: bool = False  # local mode: the input offset settles at the end
 
 
 @dataclass(frozen=True)
@@ -99,52 +115,92 @@ class Dependencies:
     config: WorkflowConfig
     deleter: SimulatedDeleter
     publisher: Publisher
+    dead_letters: DeadLetters
     refusals: StepRefusals
+
+    def forget(self, tombstone_id: str) -> None:
+        """The workflow ended: drop what was kept about it."""
+        self.deleter.forget(tombstone_id)
+        self.refusals.forget(tombstone_id)
+
+
+@dataclass
+class GiveUp:
+    """Why a workflow dead-letters its tombstone instead of publishing."""
+
+    reason: str
+    error_class: str
 
 
 async def cleanup_tombstone(ctx: Context, job: Job) -> Outcome:
+    deps = ctx.get_dependency(Dependencies)
     try:
-        return await _cleanup(ctx, job)
+        outcome = await _cleanup(ctx, job)
     except PlatformError as exc:  # the server refused a durable step: reported, then re-raised
-        await ctx.get_dependency(Dependencies).refusals.refused(job, exc.cause)
+        await deps.refusals.refused(job, exc.cause)
         raise
+    deps.forget(job.id)
+    return outcome
 
 
 async def _cleanup(ctx: Context, job: Job) -> Outcome:
+    """Delete in batches, sleeping between them, then publish; any failure dead-letters instead.
+
+    ``except Exception`` cannot catch the SDK's ``PlatformError`` or ``Suspended`` (both derive
+    from ``BaseException``): a server that refuses or cannot store a step, and a workflow going to
+    sleep, pass through untouched and never turn into a dead letter."""
     config = ctx.get_dependency(Dependencies).config
     batches = attempts = 0
-    slept_since: float | None = None
-    while True:
-        try:
-            result = await ctx.options(retry_policy=config.retry).run(
-                delete_batch, job, batches + 1, slept_since
-            )
-        except Exception as exc:  # retries exhausted: a poison tombstone
-            attempts += config.retry.attempts
-            reason = f"delete failed after {config.retry.attempts} attempts: {exc}"
-            await ctx.run(dead_letter, job, reason, batches, attempts)
-            return Outcome(job.id, "dead-lettered", batches, attempts)
-        batches += 1
-        attempts += result.attempts
-        if result.done:
-            break
-        if config.batch_interval:
-            slept_since = result.finished_at
-            await ctx.sleep(config.batch_interval)
-    await ctx.run(publish_processed, job, batches, attempts)
+    give_up: GiveUp | None = None
+    try:
+        slept_since: float | None = None
+        while True:
+            try:
+                result = await ctx.options(retry_policy=config.retry).run(
+                    delete_batch, job, batches + 1, slept_since
+                )
+            except Exception as exc:  # retries exhausted: a poison tombstone
+                attempts += config.retry.attempts
+                give_up = GiveUp(f"delete failed after {config.retry.attempts} attempts: {exc}", "DeleteFailed")
+                break
+            batches += 1
+            attempts += result.attempts
+            if result.done:
+                break
+            if config.batch_interval:
+                slept_since = result.finished_at
+                await ctx.sleep(config.batch_interval)
+        if give_up is None:
+            try:
+                refused = await ctx.options(retry_policy=config.publish_retry).run(
+                    publish_processed, job, batches, attempts
+                )
+            except Exception as exc:  # transient failures outlasted the publish retries
+                give_up = GiveUp(f"publish failed after {config.publish_retry.attempts} attempts: {exc}", "PublishFailed")
+            else:
+                if refused is not None:
+                    give_up = GiveUp(f"publish refused: {refused}", "PublishRefused")
+    except Exception as exc:  # anything else: a failure of the workflow itself
+        give_up = GiveUp(f"workflow failed: {reason(exc)}", type(exc).__name__)
+    if give_up is not None:
+        await ctx.run(dead_letter, job, give_up.reason, give_up.error_class, batches, attempts)
+        return Outcome(job.id, "dead-lettered", batches, attempts)
     return Outcome(job.id, "processed", batches, attempts)
 
 
 async def delete_batch(ctx: Context, job: Job, batch: int, slept_since: float | None) -> BatchResult:
     deleter = ctx.get_dependency(Dependencies).deleter
-    attempt = deleter.count_attempt(ctx.info.id)
+    attempt = deleter.count_attempt(job.id, ctx.info.id)
     if slept_since is not None and attempt == 1:  # the durable sleep that ended just now
         emit_span("sleep", job.trace.workflow(), slept_since, time.time(), **{"tombstone.id": job.id})
     with step_span("delete_batch", job.trace, **{"tombstone.id": job.id, "batch": batch, "attempt": attempt}):
         return deleter.delete_batch(ctx.info.id, job.id, batch, job.work, attempt)
 
 
-async def publish_processed(ctx: Context, job: Job, batches: int, attempts: int) -> None:
+async def publish_processed(ctx: Context, job: Job, batches: int, attempts: int) -> str | None:
+    """Publish the completion record: ``None`` once the broker acknowledged it, the reason when
+    the broker refused it for good (too large, not authorised, no such topic). A transient failure
+    raises, and the step's retry policy tries again."""
     deps = ctx.get_dependency(Dependencies)
     record = ProcessedRecord(
         id=job.id,
@@ -161,17 +217,26 @@ async def publish_processed(ctx: Context, job: Job, batches: int, attempts: int)
         kind=SpanKind.PRODUCER,
         **kafka_attributes("send", deps.publisher.topics.topic_processed, job.id),
     ) as span:
-        await deps.publisher.processed(record, headers_from())
+        try:
+            await deps.publisher.processed(record, headers_from())
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            span.set_status(Status(StatusCode.ERROR, reason(exc)))
+            return reason(exc)
         span.set_attribute("tombstone.source.offset", job.offset)
     # Only now: a publish that failed and is retried must not have exported a workflow span.
     _emit_workflow(job, ok=True, batches=batches, attempts=attempts)
+    return None
 
 
-async def dead_letter(ctx: Context, job: Job, reason: str, batches: int, attempts: int) -> None:
-    publisher = ctx.get_dependency(Dependencies).publisher
-    with step_span(f"send {publisher.topics.topic_dlq}", job.trace, kind=SpanKind.PRODUCER,
-                   **kafka_attributes("send", publisher.topics.topic_dlq, job.id)):
-        await job.dead_letter(publisher, reason, "DeleteFailed", attempts)
+async def dead_letter(ctx: Context, job: Job, why: str, error_class: str, batches: int, attempts: int) -> None:
+    deps = ctx.get_dependency(Dependencies)
+    with step_span(f"send {deps.dead_letters.topic}", job.trace, kind=SpanKind.PRODUCER,
+                   **kafka_attributes("send", deps.dead_letters.topic, job.id)):
+        await deps.dead_letters.write(
+            job.letter(why, error_class, attempts), holds_offset=deps.config.offset_waits_for_workflow
+        )
     _emit_workflow(job, ok=False, batches=batches, attempts=attempts)
 
 

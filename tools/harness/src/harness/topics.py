@@ -39,3 +39,18 @@ def send_tombstones(
     report = produce(settings, tombstones, rate, producer=producer)
     assert report.delivered == len(tombstones) and not report.failed, report.failed[:3]
     return report
+
+
+def set_topic_config(bootstrap: str, topic: str, **configs: str) -> None:
+    """Change a topic's configuration (``max_message_bytes="500"`` → ``max.message.bytes``) as an
+    operator would with ``kafka-configs --alter``; returns once the broker applied it."""
+    from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
+
+    entries = [
+        ConfigEntry(name.replace("_", "."), value, incremental_operation=AlterConfigOpType.SET)
+        for name, value in configs.items()
+    ]
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=entries)
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.incremental_alter_configs([resource]).values():
+        future.result(30)
