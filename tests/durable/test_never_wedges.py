@@ -4,6 +4,7 @@ server must misbehave)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from types import SimpleNamespace
@@ -13,6 +14,8 @@ from confluent_kafka import KafkaException
 
 from devstack.procs import wait_until
 from harness.kafka import committed_offsets, read_until
+from harness.ledger import read_ledger
+from tests.support.faults import judge
 from harness.topics import create_topics, send_tombstones
 from devstack.procs import http_get
 from harness.processes import BIN, ProcessorProcess, clean_environ, metric
@@ -217,3 +220,47 @@ def test_a_processor_started_while_the_server_is_away_waits_for_it_and_says_so(p
         read_until(broker.bootstrap_servers, names["TOPIC_PROCESSED"], lambda r: len(r) >= 1, timeout=60)
     finally:
         assert processor.terminate() == 0
+
+
+def test_sigterm_during_a_server_outage_with_workflows_asleep_ends_within_the_grace_without_errors(
+    private_stack, names, uid, tmp_path
+):
+    broker, server = private_stack
+    create_topics(broker.bootstrap_servers, names, partitions=2)
+    grace = 4.0
+    env = durable_env(
+        broker, server, names, tmp_path,
+        DELETE_BATCH_INTERVAL_SECONDS="2", PROCESSOR_SHUTDOWN_GRACE_SECONDS=str(grace),
+    )
+    tombstones = [Tombstone(id=tid, batches=3) for tid in new_ids(20, f"asleep{uid}")]
+    ledger = lambda: read_ledger(tmp_path / "ledger.jsonl")  # noqa: E731
+    processor = ProcessorProcess("o", env, tmp_path)
+    processor.start()
+    send_tombstones(broker.bootstrap_servers, names, tombstones)
+    wait_until(lambda: {e["id"] for e in ledger() if e["ok"]} >= {t.id for t in tombstones}, 60, "all asleep after batch 1")
+    server.stop()
+    # The outage outlasts a lease and the workflows' wake: their timers fire into a server that is away.
+    wait_until(lambda: b"resonate unreachable" in http_get(processor.url + "/readyz")[1], 30, "/readyz says the server is away")
+    outage_began = time.monotonic()
+    wait_until(lambda: time.monotonic() - outage_began > 2 * float(env["RESONATE_TTL_SECONDS"]), 30, "outage > 2 leases")
+    began = time.monotonic()
+    status = processor.terminate(timeout=grace + 10)
+    took = time.monotonic() - began
+    print(f"SIGTERM → exit during a server outage with {len(tombstones)} workflows asleep: {took:.2f}s (grace {grace:g}s)")
+    assert status == 0
+    assert took < grace + 3, "the whole shutdown fits the grace period (plus the interpreter's exit)"
+    lines = [json.loads(line) for line in processor.process.log_file.read_text().splitlines() if line.startswith("{")]
+    signalled = next(i for i, line in enumerate(lines) if line.get("event") == "signal received, draining")
+    errors = [line for line in lines[signalled:] if line.get("level") in ("error", "critical")]
+    assert errors == [], f"a clean shutdown logs no error: {errors[:3]}"
+
+    server.start()
+    again = ProcessorProcess("o2", env, tmp_path)
+    again.start()
+    try:
+        records = read_until(broker.bootstrap_servers, names["TOPIC_PROCESSED"], lambda r: len(r) >= len(tombstones), timeout=180)
+    finally:
+        assert again.terminate() == 0
+    verdict = judge([t.id for t in tombstones], [(r.key, r.value) for r in records], ledger(), [])
+    print(verdict.lines([])[0])
+    assert verdict.lost == [] and verdict.duplicates == 0

@@ -1,4 +1,5 @@
-"""Changing the workflow while workflows sleep: a rolling upgrade from version 1 to version 2."""
+"""Changing the workflow while workflows sleep: a rolling upgrade from the current version to the next
+(`tests/support/next_release.py`; "v1" and "v2" below are the current and the next)."""
 
 from __future__ import annotations
 

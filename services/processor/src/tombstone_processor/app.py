@@ -102,6 +102,7 @@ def build_resonate(
         publish_retry=publish_retry,
         processor=settings.processor_name,
         offset_waits_for_workflow=not settings.durable,
+        deadline_sleeps=settings.durable,  # in-process (local) mode settles no deadline-only promise
     )
     deleter = SimulatedDeleter(settings, settings.processor_name, deletions)
     refusals = StepRefusals(settings.processor_handoff_attempts, dead_letters)
@@ -281,17 +282,19 @@ class Processor:
         producer: AsyncProducer,
     ) -> None:
         """Every phase inside one deadline, PROCESSOR_SHUTDOWN_GRACE_SECONDS from now, also when
-        the server or the broker is away; the last slice of it is kept for flushing the producer,
-        which happens whatever went wrong before."""
+        the server or the broker is away. Waiting for work (local workflows, running steps) ends
+        early enough to leave the closing phases (commit, leaving the group, flushing the
+        producer) a quarter of it, at least a second; the producer is flushed whatever went wrong
+        before."""
         grace = self.settings.processor_shutdown_grace_seconds
-        deadline = Deadline(grace, reserve=min(2.0, grace / 10))
+        deadline = Deadline(grace, closing=min(grace, max(1.0, grace / 4)))
         durable = self.settings.durable and not self.exit_code
         log.info("processor stopping", in_flight=dispatcher.in_flight, grace_seconds=grace)
         try:
             if not self.settings.durable and not self.exit_code:
                 # Local mode: an unfinished workflow is lost with the process, so finish what
                 # fits in the grace period; the rest is redelivered (its offset stays uncommitted).
-                if not await dispatcher.drain(deadline.left()):
+                if not await dispatcher.drain(deadline.left_for_work()):
                     log.warning("grace period over; unfinished workflows will be redelivered")
             if intake is not None:
                 # Records whose hand-off has not finished are dropped: uncommitted, so redelivered.
@@ -301,28 +304,31 @@ class Processor:
             if consumer is not None:
                 await deadline.run(consumer.close(), "leaving the consumer group")
             if durable:
-                await finish_running_steps(resonate, deadline.left())
+                await finish_running_steps(resonate, deadline.left_for_work())
             await deadline.run(resonate.stop(), "stopping the Resonate client")
         except Exception as exc:  # the producer is flushed all the same
             log.warning("shutdown step failed", error=reason(exc))
         finally:
-            undelivered = await asyncio.to_thread(producer.close, max(deadline.left(reserved=False), 0.1))
+            undelivered = await asyncio.to_thread(producer.close, max(deadline.left(), 0.1))
             if undelivered:
                 log.warning("records not delivered before exit", count=undelivered)
         log.info("processor stopped", seconds=round(deadline.elapsed(), 2), **_summary(self.state))
 
 
 class Deadline:
-    """One shutdown deadline shared by every phase; ``reserve`` seconds of it are kept back
-    for the last phase (flushing the producer)."""
+    """One shutdown deadline shared by every phase; its last ``closing`` seconds belong to the
+    closing phases, which waiting for work must leave them."""
 
-    def __init__(self, seconds: float, reserve: float) -> None:
+    def __init__(self, seconds: float, closing: float) -> None:
         self._started = time.monotonic()
         self._end = self._started + seconds
-        self._reserve = reserve
+        self._closing = closing
 
-    def left(self, reserved: bool = True) -> float:
-        return max(0.0, self._end - (self._reserve if reserved else 0.0) - time.monotonic())
+    def left(self) -> float:
+        return max(0.0, self._end - time.monotonic())
+
+    def left_for_work(self) -> float:
+        return max(0.0, self._end - self._closing - time.monotonic())
 
     def elapsed(self) -> float:
         return time.monotonic() - self._started

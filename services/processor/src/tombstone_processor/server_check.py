@@ -2,9 +2,11 @@
 
 A server from before the ``<id>:<lineage>`` promise ids (resonate-sdk 0.8's child ids) accepts the
 workflow's root promise but refuses every step with ``400``; a processor against it would commit
-offsets for workflows that can never run. So at start the processor runs one probe workflow with
-one step under a reserved id: a refusal ends the process (exit 2, one line), a server that is
-merely away is waited for (``/readyz`` says so meanwhile).
+offsets for workflows that can never run. And the workflow sleeps on promises that have only a
+deadline, which the server must settle when it passes, or every workflow would sleep forever. So
+at start the processor runs one probe workflow with one step and one such sleep under a reserved
+id: a refusal, or a sleep that does not end, stops the process (exit 2, one line); a server that
+is merely away is waited for (``/readyz`` says so meanwhile).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from resonate.resonate import Resonate
 
 from tombstone_common.logs import get_logger
 from tombstone_processor.failures import is_transient, reason, retrying
+from tombstone_processor.workflow import sleep_until_deadline
 
 log = get_logger(__name__)
 
@@ -53,10 +56,19 @@ class ServerCheck:
             future.set_result(error)
 
 
+#: How long the probe's sleep (PROBE_SLEEP) may take to end: the server settles expired promises
+#: about once a second.
+PROBE_SLEEP = timedelta(milliseconds=100)
+PROBE_SLEEP_LIMIT_SECONDS = 60.0
+
+
 async def server_check_probe(ctx: Context) -> str:
-    """The probe workflow: one step, as every tombstone workflow's first step."""
+    """The probe workflow: one step, as every tombstone workflow's first step, then a sleep as
+    the workflow's (on a deadline-only promise)."""
     try:
-        return await ctx.run(_step_accepted)
+        accepted = await ctx.run(_step_accepted)
+        await sleep_until_deadline(ctx, PROBE_SLEEP)
+        return accepted
     except PlatformError as exc:
         if not is_transient(exc.cause):
             ctx.get_dependency(ServerCheck).refused(ctx.info.id, exc.cause)
@@ -83,10 +95,18 @@ async def check_server(resonate: Resonate, check: ServerCheck, url: str, refusal
             raise ServerRefused("creating the probe workflow's promise", exc) from exc
         check.status = f"waiting for the probe workflow's step on the Resonate server at {url}"
         result = asyncio.ensure_future(handle.result())
-        done, _ = await asyncio.wait({result, step_refused}, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(
+            {result, step_refused}, timeout=PROBE_SLEEP_LIMIT_SECONDS, return_when=asyncio.FIRST_COMPLETED
+        )
         if step_refused in done:
             result.cancel()
             raise ServerRefused("creating a step promise (`<id>:<lineage>` id)", step_refused.result())
+        if not done:
+            result.cancel()
+            raise ServerRefused(
+                "to settle a promise whose deadline passed (the workflow's durable sleep)",
+                TimeoutError(f"still pending after {PROBE_SLEEP_LIMIT_SECONDS:.0f}s"),
+            )
         result.result()
         check.status = ""
         log.info("Resonate server accepts this processor's workflows", url=url)

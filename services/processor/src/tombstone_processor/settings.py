@@ -76,7 +76,7 @@ class ProcessorSettings(SimulationSettings):
         8080, ge=0, le=65535, description="Port of /healthz, /readyz and /metrics (0 = off)."
     )
     processor_shutdown_grace_seconds: float = Field(
-        20.0, ge=0,
+        20.0, ge=1,
         description="On SIGTERM, the whole shutdown (finishing steps, committing, flushing) ends within this.",
     )
     processor_publish_retry_seconds: float = Field(

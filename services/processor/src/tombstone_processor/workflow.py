@@ -3,6 +3,10 @@
 Delete in batches (each batch a durable step, retried with backoff by Resonate), sleep durably
 between batches, then publish the completion record. A restarted workflow replays its finished
 steps from their stored results instead of running them again.
+
+Version 2 sleeps on a promise that has only a deadline (:func:`sleep_until_deadline`) instead of
+the SDK's timer, which the server re-offers to a processor once per lease for as long as the
+workflow sleeps; version 1, for workflows started before it, keeps ``ctx.sleep``.
 """
 
 # No ``from __future__ import annotations`` here: resonate-sdk inspects a step's signature on
@@ -15,7 +19,7 @@ from datetime import datetime, timedelta
 
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from resonate.context import Context
-from resonate.error import PlatformError
+from resonate.error import ApplicationError, PlatformError
 from resonate.resonate import Resonate
 
 from tombstone_common.messages import ProcessedRecord, SourcePosition, utc_now
@@ -106,6 +110,7 @@ class WorkflowConfig:
     publish_retry: RetryBackoff  # transient publish failures; a refusal is not retried
     processor: str
     offset_waits_for_workflow: bool = False  # local mode: the input offset settles at the end
+    deadline_sleeps: bool = False  # durable mode: the server settles deadline-only promises
 
 
 @dataclass(frozen=True)
@@ -132,10 +137,45 @@ class GiveUp:
     error_class: str
 
 
+Sleep = Callable[[Context, timedelta], Awaitable[object]]
+
+
+async def sleep_until_deadline(ctx: Context, duration: timedelta) -> None:
+    """Sleep durably on a promise that has nothing but a deadline.
+
+    The SDK's ``ctx.sleep`` gives its timer promise a target so that the server schedules the
+    wake; the target also makes the server dispatch a task for the timer at once, which
+    resonate-sdk 0.8.1 acquires, finds not yet due and drops without releasing, so the server
+    offers it again once per lease for as long as the workflow sleeps (with a 15 s lease, 10,000
+    sleeping workflows cost ~670 acquisitions a second). A promise without a target has no task;
+    the Resonate server (v0.9.8) settles it as timed out when its deadline passes, which resumes
+    the workflow suspended on it. The start-up check proves the server does (server_check.py)."""
+    try:
+        await ctx.promise(timeout=duration)
+    except ApplicationError:  # rejected as timed out: the deadline passed, which is the wake
+        pass
+
+
 async def cleanup_tombstone(ctx: Context, job: Job) -> Outcome:
+    """Version 2: sleeps on a deadline-only promise (durable mode)."""
+    deps = ctx.get_dependency(Dependencies)
+    sleep = sleep_until_deadline if deps.config.deadline_sleeps else _sdk_sleep
+    return await _ended(ctx, job, sleep)
+
+
+async def cleanup_tombstone_v1(ctx: Context, job: Job) -> Outcome:
+    """Version 1, for workflows started before version 2: sleeps on the SDK's timer."""
+    return await _ended(ctx, job, _sdk_sleep)
+
+
+async def _sdk_sleep(ctx: Context, duration: timedelta) -> None:
+    await ctx.sleep(duration)
+
+
+async def _ended(ctx: Context, job: Job, sleep: Sleep) -> Outcome:
     deps = ctx.get_dependency(Dependencies)
     try:
-        outcome = await _cleanup(ctx, job)
+        outcome = await _cleanup(ctx, job, sleep)
     except PlatformError as exc:  # the server refused a durable step: reported, then re-raised
         await deps.refusals.refused(job, exc.cause)
         raise
@@ -143,7 +183,7 @@ async def cleanup_tombstone(ctx: Context, job: Job) -> Outcome:
     return outcome
 
 
-async def _cleanup(ctx: Context, job: Job) -> Outcome:
+async def _cleanup(ctx: Context, job: Job, sleep: Sleep) -> Outcome:
     """Delete in batches, sleeping between them, then publish; any failure dead-letters instead.
 
     ``except Exception`` cannot catch the SDK's ``PlatformError`` or ``Suspended`` (both derive
@@ -169,7 +209,7 @@ async def _cleanup(ctx: Context, job: Job) -> Outcome:
                 break
             if config.batch_interval:
                 slept_since = result.finished_at
-                await ctx.sleep(config.batch_interval)
+                await sleep(ctx, config.batch_interval)
         if give_up is None:
             try:
                 refused = await ctx.options(retry_policy=config.publish_retry).run(
@@ -255,7 +295,7 @@ WORKFLOW = "cleanup_tombstone"
 #: registered for that number, so the code of a registered version never changes. Changing the
 #: workflow (steps added, removed, reordered, or their arguments) means a new entry here beside
 #: the old one; see "Changing the workflow" in the README for the rule.
-VERSIONS: dict[int, Callable[..., Awaitable[Outcome]]] = {1: cleanup_tombstone}
+VERSIONS: dict[int, Callable[..., Awaitable[Outcome]]] = {1: cleanup_tombstone_v1, 2: cleanup_tombstone}
 
 
 def register_workflows(resonate: Resonate) -> None:
