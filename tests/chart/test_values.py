@@ -148,7 +148,7 @@ def test_default_images() -> None:
     images = {c["image"] for c in all_containers(render("full"))}
     assert {
         "docker.redpanda.com/redpandadata/redpanda:v25.3.9",
-        "ghcr.io/resonatehq/resonate:v0.10.0",
+        "ghcr.io/resonatehq/resonate:v0.9.8",
         "jaegertracing/jaeger:2.13.0",
         "registry.example.com/tombstone/tombstone-processor:0.1.0",
     } <= images, images
