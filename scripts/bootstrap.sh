@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prepares this checkout on a fresh machine: uv, a Python >= 3.12, the locked virtualenv
-# (.venv), Java for the local Kafka broker and, when RESONATE_STORAGE or TEST_RESONATE_STORAGE
+# (.venv), Java for the local Kafka broker and, when STACK_RESONATE_STORAGE or TEST_RESONATE_STORAGE
 # is `postgres`, PostgreSQL for the Resonate server (Debian's `postgresql`). Safe to run again;
 # quick when nothing changed.
 set -euo pipefail
@@ -50,13 +50,13 @@ postgres_found() {
 }
 
 ensure_postgres() {
-  case "${RESONATE_STORAGE:-}${TEST_RESONATE_STORAGE:-}" in *postgres*) ;; *) return ;; esac
+  case "${STACK_RESONATE_STORAGE:-}${TEST_RESONATE_STORAGE:-}" in *postgres*) ;; *) return ;; esac
   if postgres_found; then return; fi
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     log "installing PostgreSQL for the Resonate server (apt-get install postgresql)"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
   else
-    log "PostgreSQL is needed for RESONATE_STORAGE=postgres (e.g. apt-get install postgresql)"; exit 1
+    log "PostgreSQL is needed for STACK_RESONATE_STORAGE=postgres (e.g. apt-get install postgresql)"; exit 1
   fi
 }
 

@@ -1,4 +1,4 @@
-"""The local stack's choice of store for the Resonate server (RESONATE_STORAGE) and how it starts
+"""The local stack's choice of store for the Resonate server (STACK_RESONATE_STORAGE) and how it starts
 the server on it; the PostgreSQL process itself is exercised in tests/e2e/test_devstack.py."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from devstack.postgres import PostgresServer, bin_dir, storage_backend
+from devstack.postgres import STORAGE_VARIABLE, PostgresServer, bin_dir, storage_backend
 from devstack.procs import Managed, StackError
 from devstack.resonate import ResonateServer, serve_args
 from devstack.stack import Stack
@@ -20,15 +20,21 @@ from tests.conftest import needs_a_server
 ])
 def test_one_variable_chooses_the_store(monkeypatch, value, expected) -> None:
     if value is None:
-        monkeypatch.delenv("RESONATE_STORAGE", raising=False)
+        monkeypatch.delenv("STACK_RESONATE_STORAGE", raising=False)
     else:
-        monkeypatch.setenv("RESONATE_STORAGE", value)
+        monkeypatch.setenv("STACK_RESONATE_STORAGE", value)
     assert storage_backend() == expected
 
 
+def test_the_variable_is_not_one_the_server_reads_as_its_own_configuration() -> None:
+    # The server takes every RESONATE_* variable of its environment (which the stack passes on) as
+    # configuration; RESONATE_STORAGE=postgres stopped it with "invalid type … for key STORAGE".
+    assert not STORAGE_VARIABLE.startswith("RESONATE_")
+
+
 def test_an_unknown_store_is_refused_with_the_choices(monkeypatch) -> None:
-    monkeypatch.setenv("RESONATE_STORAGE", "postgresql")
-    with pytest.raises(StackError, match="RESONATE_STORAGE='postgresql': expected one of sqlite, postgres"):
+    monkeypatch.setenv("STACK_RESONATE_STORAGE", "postgresql")
+    with pytest.raises(StackError, match="STACK_RESONATE_STORAGE='postgresql': expected one of sqlite, postgres"):
         storage_backend()
 
 
@@ -79,9 +85,9 @@ def _stack(tmp_path, monkeypatch, storage: str | None) -> Stack:
     fake_server.chmod(0o755)
     monkeypatch.setenv("RESONATE_SERVER_BIN", str(fake_server))
     if storage is None:
-        monkeypatch.delenv("RESONATE_STORAGE", raising=False)
+        monkeypatch.delenv("STACK_RESONATE_STORAGE", raising=False)
     else:
-        monkeypatch.setenv("RESONATE_STORAGE", storage)
+        monkeypatch.setenv("STACK_RESONATE_STORAGE", storage)
     return Stack(tmp_path / "repo")
 
 
@@ -161,10 +167,10 @@ def test_every_test_that_needs_a_server_is_in_the_durable_tier() -> None:
 
 
 def test_the_store_can_be_chosen_in_the_checkouts_env_file_and_the_environment_wins(tmp_path, monkeypatch) -> None:
-    monkeypatch.delenv("RESONATE_STORAGE", raising=False)
+    monkeypatch.delenv("STACK_RESONATE_STORAGE", raising=False)
     env_file = tmp_path / ".env"
-    env_file.write_text("KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092\nRESONATE_STORAGE=postgres\n")
+    env_file.write_text("KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092\nSTACK_RESONATE_STORAGE=postgres\n")
     assert storage_backend(env_file=env_file) == "postgres"
     assert storage_backend(env_file=tmp_path / "absent") == "sqlite"
-    monkeypatch.setenv("RESONATE_STORAGE", "sqlite")
+    monkeypatch.setenv("STACK_RESONATE_STORAGE", "sqlite")
     assert storage_backend(env_file=env_file) == "sqlite"

@@ -31,7 +31,7 @@ def _guard(action):
 @app.command()
 def up() -> None:
     """Start Kafka (and the Resonate server when a binary is available, on SQLite or, with
-    RESONATE_STORAGE=postgres, on a local PostgreSQL); write .env."""
+    STACK_RESONATE_STORAGE=postgres, on a local PostgreSQL); write .env."""
     env = _guard(_stack().up)
     for name, value in env.items():
         typer.echo(f"{name}={value}")

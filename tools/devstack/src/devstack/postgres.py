@@ -24,7 +24,9 @@ from dotenv import dotenv_values
 
 from devstack.procs import Managed, StackError, free_port, port_open
 
-STORAGE_VARIABLE = "RESONATE_STORAGE"
+# Not RESONATE_…: the server reads every RESONATE_* variable of its environment as its own
+# configuration (RESONATE_STORAGE=postgres would be its `storage` section, and it refuses to start).
+STORAGE_VARIABLE = "STACK_RESONATE_STORAGE"
 BACKENDS = ("sqlite", "postgres")
 SERVICE_USER = "postgres"
 SUPERUSER = "resonate"  # the database role the Resonate server connects as

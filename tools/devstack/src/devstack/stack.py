@@ -34,7 +34,7 @@ class Stack:
 
     @cached_property
     def storage(self) -> str:
-        """The Resonate server's store, chosen by ``RESONATE_STORAGE`` (the environment, else the
+        """The Resonate server's store, chosen by ``STACK_RESONATE_STORAGE`` (the environment, else the
         checkout's ``.env``): sqlite (default) or postgres."""
         return storage_backend(STORAGE_VARIABLE, self.root / ".env")
 
