@@ -19,9 +19,11 @@ RELEASE       ?= tombstone-pipeline
 NAMESPACE     ?= tombstone
 IMAGE_PREFIX  ?= tombstone-
 IMAGE_TAG     ?= dev
-# Base image of services/Dockerfile; empty = its default (the official python image).
-# CI sets it to local/python:3.13-trixie, built by scripts/docker-base-image.sh.
+# Base image of services/Dockerfile and of the cluster's stand-ins. Empty = scripts/base-image.sh
+# decides: the official python image when Docker has it or can pull it, else the local Debian
+# base (scripts/docker-base-image.sh, built when missing). CI sets local/python:3.13-trixie.
 BASE_IMAGE    ?=
+BASE_IMAGE_OF  = $$(BASE_IMAGE="$(BASE_IMAGE)" scripts/base-image.sh)
 K8S_SERVICES  := producer processor topic-init
 K8S_TOOLS     := scripts/k8s-tools.sh
 HELM           = $(shell $(K8S_TOOLS) --path helm)
@@ -37,7 +39,7 @@ k8s-tools: ## Install helm and kind into .cache/bin when missing
 	@$(K8S_TOOLS)
 
 images: docker ## Build the service images (BuildKit where available) and print their sizes
-	@BASE_IMAGE="$(BASE_IMAGE)" IMAGE_PREFIX="$(IMAGE_PREFIX)" IMAGE_TAG="$(IMAGE_TAG)" scripts/images.sh
+	@base=$(BASE_IMAGE_OF) && BASE_IMAGE="$$base" IMAGE_PREFIX="$(IMAGE_PREFIX)" IMAGE_TAG="$(IMAGE_TAG)" scripts/images.sh
 
 kind-up: images ## Create the kind cluster if missing and load the images into it
 	@if $(KIND) get clusters | grep -qx "$(KIND_CLUSTER)"; then \
@@ -74,7 +76,7 @@ CLUSTER := scripts/cluster.sh
 
 cluster-up: setup images ## Single-node Kubernetes from the registries (no kind; root), images imported
 	@$(CLUSTER) up
-	@BASE_IMAGE="$(BASE_IMAGE)" $(CLUSTER) images
+	@base=$(BASE_IMAGE_OF) && BASE_IMAGE="$$base" $(CLUSTER) images
 	@echo "next: eval \"\$$($(CLUSTER) env)\"; kubectl get pods -A"
 
 cluster-down: ## Stop the single-node cluster and delete its state (builds stay cached)

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Prepares this checkout on a fresh machine: uv, a Python >= 3.12, the locked virtualenv
-# (.venv) and Java for the local Kafka broker. Safe to run again; quick when nothing changed.
+# (.venv), Java for the local Kafka broker and, when STACK_RESONATE_STORAGE or TEST_RESONATE_STORAGE
+# is `postgres`, PostgreSQL for the Resonate server (Debian's `postgresql`). Safe to run again;
+# quick when nothing changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,8 +45,24 @@ ensure_java() {
   fi
 }
 
+postgres_found() {
+  compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || command -v initdb >/dev/null
+}
+
+ensure_postgres() {
+  case "${STACK_RESONATE_STORAGE:-}${TEST_RESONATE_STORAGE:-}" in *postgres*) ;; *) return ;; esac
+  if postgres_found; then return; fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "installing PostgreSQL for the Resonate server (apt-get install postgresql)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  else
+    log "PostgreSQL is needed for STACK_RESONATE_STORAGE=postgres (e.g. apt-get install postgresql)"; exit 1
+  fi
+}
+
 UV=$(find_uv)
 ensure_java
+ensure_postgres
 if [ ! -x .venv/bin/python ] || [ uv.lock -nt .venv/.synced ] || [ pyproject.toml -nt .venv/.synced ]; then
   if [ -x .venv/bin/python ] && python_ok .venv/bin/python; then
     PY=.venv/bin/python

@@ -12,6 +12,8 @@ import pytest
 from devstack.jaeger import Jaeger
 from devstack.kafka import KafkaBroker
 from devstack.procs import Managed, free_port
+from devstack import postgres
+from devstack.postgres import PostgresServer, storage_backend
 from devstack.resonate import ResonateServer, server_binary
 
 from tombstone_common.telemetry import configure_tracing
@@ -77,12 +79,43 @@ NO_SERVER = (
 )
 
 
+# The Resonate servers' store in this run: sqlite (default) or postgres.
+STORAGE_VARIABLE = "TEST_RESONATE_STORAGE"
+
+
+def chosen_storage() -> str:
+    return storage_backend(STORAGE_VARIABLE)
+
+
 @pytest.fixture(scope="session")
-def resonate_server(tmp_path_factory) -> ResonateServer:
-    """A real Resonate server with a temporary SQLite store; skips the test when there is none."""
+def resonate_store(tmp_path_factory) -> PostgresServer | None:
+    """The store of every Resonate server of the session: None for SQLite (a file per server), or
+    one PostgreSQL server (a database per Resonate server) with TEST_RESONATE_STORAGE=postgres."""
+    if chosen_storage() == "sqlite":
+        yield None
+        return
     if server_binary() is None:
         pytest.skip(NO_SERVER)
-    server = ResonateServer.on_free_ports(tmp_path_factory.mktemp("resonate"))
+    if not postgres.available():
+        pytest.skip(f"{STORAGE_VARIABLE}=postgres but no PostgreSQL server binaries: {postgres.INSTALL_HINT}")
+    store = PostgresServer.on_free_port(tmp_path_factory.mktemp("postgres"))
+    store.start()
+    try:
+        yield store
+    finally:
+        store.stop()
+
+
+@pytest.fixture(scope="session")
+def resonate_server(tmp_path_factory, request) -> ResonateServer:
+    """A real Resonate server with a temporary store (TEST_RESONATE_STORAGE); skips the test when
+    there is no server binary."""
+    if server_binary() is None:
+        pytest.skip(NO_SERVER)
+    store = request.getfixturevalue("resonate_store")
+    server = ResonateServer.on_free_ports(
+        tmp_path_factory.mktemp("resonate"), postgres=store, postgres_database="resonate_session"
+    )
     server.start()
     try:
         yield server
@@ -97,6 +130,26 @@ def mode(request) -> dict[str, str]:
         return {}
     server = request.getfixturevalue("resonate_server")
     return {"resonate_url": server.url}
+
+
+SERVER_FIXTURES = {"resonate_server", "private_stack", "resonate_store"}
+
+
+def needs_a_server(item) -> bool:
+    """Whether a test runs against a real Resonate server: it uses one of the server fixtures,
+    or it is the durable half of a test parametrized over ``mode``."""
+    callspec = getattr(item, "callspec", None)
+    return bool(SERVER_FIXTURES & set(getattr(item, "fixturenames", ()))) or (
+        callspec is not None and callspec.params.get("mode") == "durable"
+    )
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Every test that needs a Resonate server carries the ``durable`` marker, so `-m durable`
+    selects the whole durable tier (CI runs it once per store)."""
+    for item in items:
+        if needs_a_server(item):
+            item.add_marker(pytest.mark.durable)
 
 
 def ci_forbids_skip(reason: str) -> bool:
@@ -118,7 +171,9 @@ def pytest_runtest_makereport(item, call):
 
 def pytest_report_header(config) -> str:
     binary = server_binary()
-    return f"resonate server: {binary}" if binary else f"resonate server: none ({NO_SERVER})"
+    if not binary:
+        return f"resonate server: none ({NO_SERVER})"
+    return f"resonate server: {binary}, store: {chosen_storage()} ({STORAGE_VARIABLE})"
 
 
 @pytest.fixture(scope="session")
@@ -138,12 +193,16 @@ def jaeger(tmp_path_factory) -> Jaeger:
 
 
 @pytest.fixture
-def private_stack(tmp_path):
-    """A broker and a Resonate server of this test's own, which it may stop and restart."""
+def private_stack(tmp_path, request):
+    """A broker and a Resonate server of this test's own, which it may stop and restart (on
+    PostgreSQL: a database of its own on the session's PostgreSQL server)."""
     if server_binary() is None:
         pytest.skip(NO_SERVER)
+    store = request.getfixturevalue("resonate_store")
     broker = KafkaBroker.on_free_ports(tmp_path / "kafka", CACHE)
-    server = ResonateServer.on_free_ports(tmp_path / "resonate")
+    server = ResonateServer.on_free_ports(
+        tmp_path / "resonate", postgres=store, postgres_database=f"resonate_{uuid.uuid4().hex[:12]}"
+    )
     broker.start()
     server.start()
     try:

@@ -52,13 +52,17 @@ EXPECTED_KINDS = {
     "default": {
         "StatefulSet": 1, "Deployment": 2, "Job": 1, "CronJob": 1, "Pod": 1,
         "PodDisruptionBudget": 1, "NetworkPolicy": 0, "HorizontalPodAutoscaler": 0,
+        "PersistentVolumeClaim": 1,
     },
     "kind": {"Deployment": 4, "PodDisruptionBudget": 1, "NetworkPolicy": 0},
+    # Resonate on the chart's PostgreSQL (a second StatefulSet, its claim a volumeClaimTemplate).
     "full": {
-        "Deployment": 4, "PodDisruptionBudget": 1, "HorizontalPodAutoscaler": 1,
-        "NetworkPolicy": 4, "PersistentVolumeClaim": 1, "Ingress": 2, "ServiceMonitor": 1,
-        "PrometheusRule": 1, "ScaledObject": 0,
+        "StatefulSet": 2, "Deployment": 4, "PodDisruptionBudget": 1, "HorizontalPodAutoscaler": 1,
+        "NetworkPolicy": 5, "PersistentVolumeClaim": 0, "Ingress": 2, "ServiceMonitor": 2,
+        "PrometheusRule": 1, "ScaledObject": 0, "Secret": 0,
     },
+    # Resonate on an external PostgreSQL: no claim for the server, no database of the chart's.
+    "postgres": {"StatefulSet": 1, "Deployment": 2, "PersistentVolumeClaim": 0, "Secret": 0},
     # No Redpanda: no StatefulSet, and its NetworkPolicy goes with it.
     "external-kafka": {"StatefulSet": 0, "Deployment": 4, "NetworkPolicy": 3},
     "keda": {"ScaledObject": 1, "HorizontalPodAutoscaler": 0, "PodDisruptionBudget": 1},
@@ -91,7 +95,7 @@ def test_schema_rejects_out_of_range_values() -> None:
 
 
 def test_persistence_off_uses_no_claims() -> None:
-    docs = render("default", sets=["resonate.persistence.enabled=false"])
+    docs = render("default", sets=["resonate.persistence.enabled=false", "redpanda.persistence.enabled=false"])
     assert not find(docs, "PersistentVolumeClaim")
     statefulset = one(docs, "StatefulSet")
     assert "volumeClaimTemplates" not in statefulset["spec"]

@@ -13,6 +13,7 @@ import yaml
 
 from tests.chart.manifests import (
     VALUES,
+    component,
     env_of,
     find,
     one,
@@ -37,6 +38,7 @@ IMAGES = {
     "console.image": [("console", "console")],
     "console.auth.proxy.image": [("console", "login-proxy")],
     "resonate.image": [("resonate", "resonate")],
+    "postgresql.image": [("postgresql", "postgresql"), ("resonate", "wait-for-database")],
     "jaeger.image": [("jaeger", "jaeger")],
 }
 DIGEST = "sha256:" + "ab" * 32
@@ -148,7 +150,7 @@ def test_default_images() -> None:
     images = {c["image"] for c in all_containers(render("full"))}
     assert {
         "docker.redpanda.com/redpandadata/redpanda:v25.3.9",
-        "ghcr.io/resonatehq/resonate:v0.10.0",
+        "ghcr.io/resonatehq/resonate:v0.9.8",
         "jaegertracing/jaeger:2.13.0",
         "registry.example.com/tombstone/tombstone-processor:0.1.0",
     } <= images, images
@@ -231,7 +233,7 @@ PLACEMENT = ("nodeSelector", "tolerations", "affinity")
 # values key of each component
 VALUES_KEY = {"redpanda": "redpanda", "console": "console", "jaeger": "jaeger",
               "resonate": "resonate", "processor": "processor", "producer": "producer",
-              "topic-init": "topicInit", "helm-test": "tests"}
+              "topic-init": "topicInit", "helm-test": "tests", "postgresql": "postgresql"}
 
 
 def test_every_workload_takes_placement_and_pod_metadata() -> None:
@@ -404,19 +406,28 @@ def test_no_ingress_for_a_component_that_is_off() -> None:
     assert not find(docs, "Ingress")
 
 
-def test_service_monitor_scrapes_the_processor_and_resonate_services() -> None:
+def test_service_monitors_scrape_only_the_metrics_ports_of_the_processor_and_resonate() -> None:
     docs = render("full")
+    monitors = {m["metadata"]["name"]: m for m in find(docs, "ServiceMonitor")}
+    assert len(monitors) == 2
+    scraped = set()
+    for monitor in monitors.values():
+        assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+        selector = monitor["spec"]["selector"]["matchLabels"]
+        services = [s for s in find(docs, "Service") if selector.items() <= s["metadata"]["labels"].items()]
+        assert len(services) == 1, f"{monitor['metadata']['name']} selects {len(services)} Services"
+        service = services[0]
+        ports = {e["port"] for e in monitor["spec"]["endpoints"]}
+        assert ports <= {p["name"] for p in service["spec"]["ports"]}
+        scraped |= {(component(service), port) for port in ports}
+    # the processor serves /metrics on `http`; the Resonate server's `http` is its API
+    assert scraped == {("processor", "http"), ("resonate", "metrics")}
+
+
+def test_the_resonate_service_monitor_is_optional() -> None:
+    docs = render("full", sets=["metrics.serviceMonitor.resonate=false"])
     monitor = one(docs, "ServiceMonitor")
-    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
-    selector = monitor["spec"]["selector"]
-    components = next(e["values"] for e in selector["matchExpressions"]
-                      if e["key"] == "app.kubernetes.io/component")
-    ports = {e["port"] for e in monitor["spec"]["endpoints"]}
-    for comp in components:
-        service = one(docs, "Service", comp)
-        assert selector["matchLabels"].items() <= service["metadata"]["labels"].items()
-        assert ports & {p["name"] for p in service["spec"]["ports"]}, comp
-    assert set(components) == {"processor", "resonate"}
+    assert monitor["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"] == "processor"
 
 
 def test_alerts_use_metrics_the_processor_exposes_and_select_this_release() -> None:

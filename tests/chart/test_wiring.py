@@ -487,6 +487,8 @@ def allowed_components(policy: dict) -> set[str]:
     allowed = set()
     for rule in policy["spec"]["ingress"]:
         for peer in rule.get("from", []):
+            if "namespaceSelector" in peer:  # other namespaces (KEDA, Prometheus): see their tests
+                continue
             selector = peer["podSelector"]
             if c := selector.get("matchLabels", {}).get("app.kubernetes.io/component"):
                 allowed.add(c)
@@ -519,3 +521,27 @@ def test_helm_test_script_compiles_and_uses_the_rendered_env() -> None:
     for name in ("TEST_COUNT", "TEST_TIMEOUT_SECONDS"):
         assert f'os.environ["{name}"]' in script and name in env
     assert pod.spec["activeDeadlineSeconds"] > int(env["TEST_TIMEOUT_SECONDS"]["value"])
+
+
+def namespace_rules(policy: dict) -> list[tuple[dict, set[str]]]:
+    """(namespace selector, ports) of each rule that admits another namespace."""
+    return [
+        (peer["namespaceSelector"], {p["port"] for p in rule["ports"]})
+        for rule in policy["spec"]["ingress"] for peer in rule.get("from", []) if "namespaceSelector" in peer
+    ]
+
+
+def test_the_broker_admits_kedas_namespace_only_when_keda_scales_the_processor() -> None:
+    keda = ["networkPolicy.enabled=true", "processor.keda.enabled=true"]
+    broker = one(render("default", sets=keda), "NetworkPolicy", "redpanda")
+    assert namespace_rules(broker) == [({"matchLabels": {"kubernetes.io/metadata.name": "keda"}}, {"kafka"})]
+    custom = one(render("default", sets=keda + ["networkPolicy.kedaNamespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name=autoscaling"]),
+                 "NetworkPolicy", "redpanda")
+    assert namespace_rules(custom) == [({"matchLabels": {"kubernetes.io/metadata.name": "autoscaling"}}, {"kafka"})]
+    without = one(render("default", sets=["networkPolicy.enabled=true"]), "NetworkPolicy", "redpanda")
+    assert namespace_rules(without) == []
+
+
+def test_the_broker_admits_prometheus_on_its_admin_port_when_monitoring_is_on() -> None:
+    broker = one(render("full"), "NetworkPolicy", "redpanda")
+    assert namespace_rules(broker) == [({"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}, {"admin"})]

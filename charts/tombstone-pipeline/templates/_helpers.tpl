@@ -87,12 +87,20 @@ imagePullPolicy: {{ (include "tombstone-pipeline.imageSettings" . | fromJson).pu
 
 {{/* Pod template metadata: (dict "ctx" $ "component" "processor" "values" .Values.processor
      "annotations" (dict …)). The component's podLabels and podAnnotations are added; the chart's
-     own labels and annotations win on a clash (selectors must keep matching). */}}
+     own labels and annotations win on a clash (selectors must keep matching).
+     A stateful workload (broker, Resonate server, PostgreSQL) adds "config" (what its pods run
+     with): its pod labels leave out the chart and app versions, so a chart bump alone does not
+     restart it, and a checksum of "config" restarts it when that changes. */}}
 {{- define "tombstone-pipeline.podMetadata" -}}
 {{- $labels := merge (include "tombstone-pipeline.labels" . | fromYaml) (deepCopy (default dict .values.podLabels)) -}}
+{{- $annotations := deepCopy (default dict .annotations) -}}
+{{- if hasKey . "config" -}}
+{{- $labels = omit $labels "helm.sh/chart" "app.kubernetes.io/version" -}}
+{{- $_ := set $annotations "checksum/config" (toJson .config | sha256sum) -}}
+{{- end -}}
 labels:
   {{- toYaml $labels | nindent 2 }}
-{{- with merge (deepCopy (default dict .annotations)) (deepCopy (default dict .values.podAnnotations)) }}
+{{- with merge $annotations (deepCopy (default dict .values.podAnnotations)) }}
 annotations:
   {{- toYaml . | nindent 2 }}
 {{- end }}
@@ -165,6 +173,26 @@ imagePullSecrets:
 {{- .Values.resonate.url -}}
 {{- else if not .Values.resonate.localMode -}}
 {{- fail "resonate.url is required when resonate.enabled=false (or resonate.localMode=true for a development cluster without a server)" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "tombstone-pipeline.postgresqlName" -}}
+{{- include "tombstone-pipeline.componentName" (dict "ctx" . "component" "postgresql") -}}
+{{- end -}}
+
+{{- define "tombstone-pipeline.postgresqlSecretName" -}}
+{{- default (include "tombstone-pipeline.postgresqlName" .) .Values.postgresql.auth.existingSecret -}}
+{{- end -}}
+
+{{/* The Resonate server's database when it is built from parts (no existingSecret): host, port,
+     database, user, password Secret and key, sslmode; the chart's PostgreSQL when host is empty. */}}
+{{- define "tombstone-pipeline.postgresTarget" -}}
+{{- $pg := .Values.resonate.storage.postgres -}}
+{{- if $pg.host -}}
+{{- dict "host" $pg.host "port" (int $pg.port) "database" $pg.database "user" $pg.user "secret" (required "resonate.storage.postgres.passwordSecret is required with resonate.storage.postgres.host" $pg.passwordSecret) "key" $pg.passwordKey "sslMode" $pg.sslMode | toJson -}}
+{{- else -}}
+{{- $auth := .Values.postgresql.auth -}}
+{{- dict "host" (printf "%s.%s.svc" (include "tombstone-pipeline.postgresqlName" .) .Release.Namespace) "port" (int .Values.postgresql.port) "database" $auth.database "user" $auth.username "secret" (include "tombstone-pipeline.postgresqlSecretName" .) "key" $auth.passwordKey "sslMode" "disable" | toJson -}}
 {{- end -}}
 {{- end -}}
 
@@ -271,7 +299,46 @@ imagePullSecrets:
 {{- if and .Values.processor.keda.enabled (include "tombstone-pipeline.saslEnabled" .) (not .Values.processor.keda.authenticationRef) -}}
 {{- fail "processor.keda with a SASL broker needs processor.keda.authenticationRef (a TriggerAuthentication with the credentials)" -}}
 {{- end -}}
+{{- $storage := .Values.resonate.storage -}}
+{{- if and (eq $storage.type "postgres") (not $storage.postgres.existingSecret) (not $storage.postgres.host) (not .Values.postgresql.enabled) -}}
+{{- fail "resonate.storage.type=postgres needs a database: resonate.storage.postgres.existingSecret (the URL), resonate.storage.postgres.host (+ passwordSecret), or postgresql.enabled=true" -}}
+{{- end -}}
+{{- if and .Values.postgresql.enabled (or (ne $storage.type "postgres") $storage.postgres.existingSecret $storage.postgres.host) -}}
+{{- fail "postgresql.enabled runs a database for the Resonate server: set resonate.storage.type=postgres and leave resonate.storage.postgres.existingSecret and host empty" -}}
+{{- end -}}
 {{- if and .Values.resonate.auth.enabled (not .Values.resonate.auth.existingSecret) -}}
 {{- fail "resonate.auth.enabled needs resonate.auth.existingSecret (keys: public key for the server, token for the processor)" -}}
+{{- end -}}
+{{- end -}}
+
+
+{{/* The Resonate server's database as environment: POSTGRES_URL (and POSTGRES_WHERE, the URL
+     without credentials, for messages). (dict "ctx" $ "withPassword" true): the URL the server
+     connects with; false: the same URL without the password (enough for pg_isready), except
+     that a URL from existingSecret is used as it is. */}}
+{{- define "tombstone-pipeline.resonatePostgresEnv" -}}
+{{- $pg := .ctx.Values.resonate.storage.postgres -}}
+{{- if $pg.existingSecret -}}
+- name: POSTGRES_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ $pg.existingSecret }}
+      key: {{ $pg.urlKey }}
+- name: POSTGRES_WHERE
+  value: {{ printf "the URL in Secret %s, key %s" $pg.existingSecret $pg.urlKey | quote }}
+{{- else -}}
+{{- $t := include "tombstone-pipeline.postgresTarget" .ctx | fromJson -}}
+{{- $where := printf "%s:%d/%s" $t.host (int $t.port) $t.database -}}
+{{- if .withPassword }}
+- name: POSTGRES_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $t.secret }}
+      key: {{ $t.key }}
+{{- end }}
+- name: POSTGRES_URL
+  value: {{ printf "postgres://%s%s@%s?sslmode=%s" $t.user (ternary ":$(POSTGRES_PASSWORD)" "" .withPassword) $where $t.sslMode | quote }}
+- name: POSTGRES_WHERE
+  value: {{ $where | quote }}
 {{- end -}}
 {{- end -}}

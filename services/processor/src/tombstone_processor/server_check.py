@@ -27,7 +27,7 @@ from tombstone_processor.workflow import sleep_until_deadline
 log = get_logger(__name__)
 
 #: The one place the required server is named; the README and the chart's docs point here.
-REQUIRED_SERVER = "a Resonate server that accepts `<id>:<lineage>` promise ids (v0.10.0 or later)"
+REQUIRED_SERVER = "a Resonate server that accepts `<id>:<lineage>` promise ids (release v0.9.8 does; unreleased builds between resonatehq/resonate#1119 and #1127 do not)"
 
 #: Tombstone ids never contain ``@``, so no tombstone can collide with a probe.
 PROBE_PREFIX = "@server-check."

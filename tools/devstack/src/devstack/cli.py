@@ -30,7 +30,8 @@ def _guard(action):
 
 @app.command()
 def up() -> None:
-    """Start Kafka (and the Resonate server when a binary is available); write .env."""
+    """Start Kafka (and the Resonate server when a binary is available, on SQLite or, with
+    STACK_RESONATE_STORAGE=postgres, on a local PostgreSQL); write .env."""
     env = _guard(_stack().up)
     for name, value in env.items():
         typer.echo(f"{name}={value}")
@@ -48,7 +49,7 @@ def down() -> None:
 @app.command()
 def status() -> None:
     """Show what is running."""
-    for name, state in _stack().status().items():
+    for name, state in _guard(_stack().status).items():
         typer.echo(f"{name:9} {state}")
 
 

@@ -36,7 +36,10 @@ def _run(argv: list[str], env: dict[str, str]) -> str:
 def run_demo(stack: Stack, count: int, batch_interval: float) -> None:
     with ExitStack() as cleanup:
         env = _start_stack(stack, cleanup)
-        mode = "durable, Resonate server" if "RESONATE_URL" in env else "LOCAL mode, no Resonate server"
+        mode = (
+            f"durable, Resonate server on {'PostgreSQL' if stack.postgres else 'SQLite'}"
+            if "RESONATE_URL" in env else "LOCAL mode, no Resonate server"
+        )
         console.rule(f"[bold]tombstone pipeline demo[/bold] ({mode})")
 
         console.print(_run([_bin("setup-topics")], env).strip())

@@ -95,9 +95,11 @@ class Managed:
         env: dict[str, str] | None = None,
         cwd: Path | None = None,
         inherit_env: bool = True,
+        **as_user,
     ) -> int:
         """Start ``argv`` in the background; ``env`` adds to this process's environment, or is
-        the whole environment when ``inherit_env`` is false."""
+        the whole environment when ``inherit_env`` is false; ``as_user`` (``user``, ``group``,
+        ``extra_groups`` of ``subprocess.Popen``) runs it as another user."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("ab") as log:
             process = subprocess.Popen(
@@ -108,6 +110,7 @@ class Managed:
                 env={**(os.environ if inherit_env else {}), **(env or {})},
                 cwd=cwd,
                 start_new_session=True,  # outlives the command that started it; own signals
+                **as_user,
             )
         self.pid_file.write_text(str(process.pid))
         self._process = process
@@ -121,9 +124,10 @@ class Managed:
         env: dict[str, str] | None = None,
         cwd: Path | None = None,
         inherit_env: bool = True,
+        **as_user,
     ) -> None:
         """Spawn ``argv`` and wait until ``ready()``; on failure, the error shows the log's tail."""
-        self.spawn(argv, env=env, cwd=cwd, inherit_env=inherit_env)
+        self.spawn(argv, env=env, cwd=cwd, inherit_env=inherit_env, **as_user)
         try:
             wait_until(ready, timeout, self.name, self.running)
         except StackError as exc:
@@ -140,13 +144,13 @@ class Managed:
         process = getattr(self, "_process", None)
         return process.poll() if process is not None else None
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """SIGTERM, wait, then SIGKILL."""
+    def stop(self, timeout: float = 30.0, signum: int | None = None) -> None:
+        """``signum`` (default SIGTERM), wait, then SIGKILL."""
         pid = self.pid()
         if pid is None:
             self.pid_file.unlink(missing_ok=True)
             return
-        os.kill(pid, signal.SIGTERM)
+        os.kill(pid, signal.SIGTERM if signum is None else signum)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and self._alive(pid):
             time.sleep(0.1)

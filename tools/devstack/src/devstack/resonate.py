@@ -1,7 +1,9 @@
 """The Resonate server as a local process, when a ``resonate`` binary is available.
 
 No package registry carries the server, so it is looked up on ``PATH`` or in
-``RESONATE_SERVER_BIN``; without it the processor runs in local (in-process) mode.
+``RESONATE_SERVER_BIN``; without it the processor runs in local (in-process) mode. Its store is
+a SQLite file under its home, or a PostgreSQL database (``postgres_url``), whose schema the
+server creates itself.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import os
 import shutil
 from pathlib import Path
 
+from devstack.postgres import PostgresServer
 from devstack.procs import Managed, StackError, free_port, http_get
 
 
@@ -25,12 +28,21 @@ def server_binary() -> str | None:
 HEALTH_PATH = "/health"
 
 
-def serve_args(database: Path, port: int, metrics_port: int, timer_poll_ms: int) -> list[str]:
+def storage_args(sqlite_path: Path, postgres_url: str | None) -> list[str]:
+    """The server's store: the SQLite file, or the PostgreSQL database when a URL is given."""
+    if postgres_url is None:
+        return ["--storage-sqlite-path", str(sqlite_path)]  # (the server's default type)
+    return ["--storage-type", "postgres", "--storage-postgres-url", postgres_url]
+
+
+def serve_args(
+    database: Path, port: int, metrics_port: int, timer_poll_ms: int, postgres_url: str | None = None
+) -> list[str]:
     return [
         "serve",
         "--server-bind", "127.0.0.1",
         "--server-port", str(port),
-        "--storage-sqlite-path", str(database),
+        *storage_args(database, postgres_url),
         "--observability-metrics-port", str(metrics_port),
         # how often durable sleeps and expired leases are checked (server default: 1000 ms)
         "--timeouts-poll-interval", str(timer_poll_ms),
@@ -40,7 +52,8 @@ def serve_args(database: Path, port: int, metrics_port: int, timer_poll_ms: int)
 
 
 class ResonateServer:
-    """One server with a SQLite store under ``home``, API on loopback ``port``."""
+    """One server on loopback ``port`` with a SQLite store under ``home``, or with the database
+    ``postgres_database`` (created when missing) of a running ``postgres``."""
 
     def __init__(
         self,
@@ -49,18 +62,30 @@ class ResonateServer:
         metrics_port: int = 9091,
         timer_poll_ms: int = 200,
         binary: str | None = None,
+        postgres: PostgresServer | None = None,
+        postgres_database: str = "resonate",
     ) -> None:
         self.home = home.resolve()
         self.port = port
         self.metrics_port = metrics_port
         self.timer_poll_ms = timer_poll_ms
         self.binary = binary or server_binary()
+        self.postgres = postgres
+        self.postgres_database = postgres_database
         self.process = Managed("resonate", self.home)
 
     @classmethod
-    def on_free_ports(cls, home: Path, timer_poll_ms: int = 100) -> ResonateServer:
+    def on_free_ports(
+        cls, home: Path, timer_poll_ms: int = 100, postgres: PostgresServer | None = None,
+        postgres_database: str = "resonate",
+    ) -> ResonateServer:
         """A server of its own (tests, benchmarks): free loopback ports, timers checked often."""
-        return cls(home, port=free_port(), metrics_port=free_port(), timer_poll_ms=timer_poll_ms)
+        return cls(home, port=free_port(), metrics_port=free_port(), timer_poll_ms=timer_poll_ms,
+                   postgres=postgres, postgres_database=postgres_database)
+
+    @property
+    def storage(self) -> str:
+        return "sqlite" if self.postgres is None else "postgres"
 
     @property
     def url(self) -> str:
@@ -70,12 +95,15 @@ class ResonateServer:
         if self.binary is None:
             raise StackError("no resonate binary on PATH or in RESONATE_SERVER_BIN")
         database = self.home / "resonate.db"
-        return [self.binary, *serve_args(database, self.port, self.metrics_port, self.timer_poll_ms)]
+        postgres_url = None if self.postgres is None else self.postgres.url(self.postgres_database)
+        return [self.binary, *serve_args(database, self.port, self.metrics_port, self.timer_poll_ms, postgres_url)]
 
     def start(self, timeout: float = 30.0) -> None:
         if self.process.running():
             return
         self.home.mkdir(parents=True, exist_ok=True)
+        if self.postgres is not None:
+            self.postgres.create_database(self.postgres_database)
         healthy = lambda: http_get(self.url + HEALTH_PATH, timeout=1)[0] == 200  # noqa: E731
         self.process.start(self.argv(), healthy, timeout, cwd=self.home)
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 from devstack.jaeger import Jaeger
 from devstack.kafka import KafkaBroker
+from devstack.postgres import STORAGE_VARIABLE, PostgresServer, storage_backend
 from devstack.procs import Managed
 from devstack.resonate import ResonateServer, server_binary
 
@@ -31,18 +33,34 @@ class Stack:
         return KafkaBroker(self.home / "kafka", self.cache, port=9092, controller_port=9093)
 
     @cached_property
+    def storage(self) -> str:
+        """The Resonate server's store, chosen by ``STACK_RESONATE_STORAGE`` (the environment, else the
+        checkout's ``.env``): sqlite (default) or postgres."""
+        return storage_backend(STORAGE_VARIABLE, self.root / ".env")
+
+    @cached_property
+    def postgres(self) -> PostgresServer | None:
+        """PostgreSQL for the Resonate server, when it is the chosen store and there is a server."""
+        if self.storage != "postgres" or server_binary() is None:
+            return None
+        return PostgresServer(self.home / "postgres")
+
+    @cached_property
     def resonate(self) -> ResonateServer | None:
         binary = server_binary()
-        return ResonateServer(self.home / "resonate", binary=binary) if binary else None
+        return ResonateServer(self.home / "resonate", binary=binary, postgres=self.postgres) if binary else None
 
     @cached_property
     def jaeger(self) -> Jaeger | None:
         """Jaeger, once built (`make jaeger`): building it takes minutes, so `up` never does."""
         return Jaeger(self.home / "jaeger", self.root) if (self.cache / "bin" / "jaeger").exists() else None
 
-    def components(self) -> list[KafkaBroker | ResonateServer | Jaeger]:
+    def components(self) -> list[KafkaBroker | PostgresServer | ResonateServer | Jaeger]:
         """What this machine can run, in start order: Kafka always, the others when present."""
-        return [component for component in (self.kafka, self.resonate, self.jaeger) if component is not None]
+        return [
+            component for component in (self.kafka, self.postgres, self.resonate, self.jaeger)
+            if component is not None
+        ]
 
     def env(self) -> dict[str, str]:
         """The services' environment for these components."""
@@ -64,7 +82,7 @@ class Stack:
         """Every process the stack started (``up``, the demo), found by its pid file under
         ``.stack/`` — not by which binaries are on ``PATH`` now — in stop order: clients first,
         the broker last."""
-        last = {"jaeger": 1, "resonate": 2, "kafka": 3}
+        last = {"jaeger": 1, "resonate": 2, "postgres": 3, "kafka": 4}
         pid_files = sorted(self.home.rglob("*.pid"), key=lambda path: (last.get(path.stem, 0), str(path)))
         return [Managed(path.stem, path.parent) for path in pid_files]
 
@@ -74,7 +92,8 @@ class Stack:
         for process in self.started():
             if process.running():
                 stopped.append(process.name)
-            process.stop()
+            # PostgreSQL's SIGTERM waits for its clients to leave; SIGINT closes them (fast shutdown).
+            process.stop(signum=signal.SIGINT if process.name == "postgres" else signal.SIGTERM)
         env_file = self.root / ".env"
         if env_file.exists() and env_file.read_text().startswith(ENV_HEADER):
             env_file.unlink()
@@ -87,8 +106,11 @@ class Stack:
             "resonate": (
                 "no binary (processor runs in local mode)"
                 if resonate is None
-                else f"running on {resonate.url}" if resonate.process.running() else "stopped"
+                else f"running on {resonate.url} ({resonate.storage})" if resonate.process.running() else "stopped"
             ),
+            **({"postgres": (
+                f"running on 127.0.0.1:{self.postgres.port}" if self.postgres.process.running() else "stopped"
+            )} if self.postgres is not None else {}),
             "jaeger": (
                 "not built (make jaeger)"
                 if self.jaeger is None
