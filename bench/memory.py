@@ -1,9 +1,11 @@
-"""Scenario — processor memory with 0, 100, 1,000 and 10,000 workflows in flight.
+"""Scenario — processor memory with 0, 100, 1,000 and 10,000 workflows in flight, and what they
+cost while they sleep.
 
 One processor, long tombstones (they never finish here) asleep between batches,
-PROCESSOR_MAX_IN_FLIGHT above 10,000.
+PROCESSOR_MAX_IN_FLIGHT above 10,000, the default lease.
 RSS is read from /proc/<pid>/status once every workflow of a step has been handed off and has
-run its first batch.
+run its first batch. Then, while every workflow sleeps, the processor's and the server's CPU and
+the server's requests by kind (per sleeping workflow per minute) over one listener-refresh period.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from devstack.procs import StackError, wait_until
 from matplotlib.axes import Axes
 
 from bench.report import Section
-from bench.stack import Stack, gauge
+from bench.stack import Stack, gauge, server_requests
 from harness.ledger import read_ledger
 from harness.procfs import cpu_seconds, rss_kib
 from tombstone_common.messages import Tombstone
@@ -31,13 +33,10 @@ MAX_IN_FLIGHT = 10_500
 TIMEOUT = 600.0
 STARTED_TIMEOUT = 240.0
 TARGET_MIB = 300  # at 10,000 in flight
-IDLE_SECONDS = 10.0  # CPU is sampled over this long once a step's workflows are all asleep
-# resonate-sdk drops the task that comes with a durable sleep's timer and lets its lease lapse;
-# the server then offers it again, once per lease, for as long as the workflow sleeps. With the
-# default 15 s lease and thousands asleep, those re-acquires (and the processor's listener
-# refresh every 10 s) saturate the server and starve new hand-offs, so this scenario uses a
-# long lease: it measures memory, not recovery.
-TTL_SECONDS = 300
+# CPU and requests are sampled over this long once a step's workflows are all asleep: one period
+# of the SDK's listener refresh (every pending handle re-registered, one request each).
+IDLE_SECONDS = 60.0
+TARGET_CPU = 0.03  # processor and server each, at 10,000 asleep
 
 
 def _lines(path: Path) -> int:
@@ -49,12 +48,12 @@ def run(stack: Stack) -> Section:
     ledger = stack.ledger_path(names)
     env = stack.env(
         names, DELETE_BATCH_INTERVAL_SECONDS=INTERVAL, PROCESSOR_MAX_IN_FLIGHT=MAX_IN_FLIGHT, DELETE_LEDGER_PATH=ledger,
-        RESONATE_TTL_SECONDS=TTL_SECONDS,
     )
     ids = new_ids(max(STEPS), names["TOPIC_TOMBSTONES"])
     rss: list[int] = []
     server_rss: list[int] = []
     idle_cpu: list[tuple[float, float]] = []  # (processor, server) CPU share while all sleep
+    idle_requests: list[dict[str, int]] = []  # server requests by kind while all sleep
     ran: list[int] = []  # workflows that had run their first batch when RSS was read
     server = stack.server.process.pid() if stack.server is not None else None
     with stack.processors(env, 1, "mem") as [processor]:
@@ -75,9 +74,12 @@ def run(stack: Stack) -> Section:
             ran.append(len({e["id"] for e in read_ledger(ledger)}))
             server_rss.append(rss_kib(server) if server is not None else 0)
             before = [cpu_seconds(p) for p in watched]
+            requests_before = server_requests(stack) if server is not None else None
             time.sleep(IDLE_SECONDS)  # a measuring window, not a synchronisation
             shares = [(cpu_seconds(p) - b) / IDLE_SECONDS for p, b in zip(watched, before)]
             idle_cpu.append((shares[0], shares[1] if server is not None else 0.0))
+            if requests_before is not None:
+                idle_requests.append(dict(server_requests(stack) - requests_before))
     base = rss[0]
     rows = [
         [
@@ -87,10 +89,25 @@ def run(stack: Stack) -> Section:
         for n, kib, started, srv, cpu in zip(STEPS, rss, ran, server_rss, idle_cpu)
     ]
     at_most = rss[-1] / 1024
+    asleep_cpu = idle_cpu[-1]
     verdict = (
         f"RSS at {STEPS[-1]:,} in flight ≤ {TARGET_MIB} MiB: {'met' if at_most <= TARGET_MIB else 'MISSED'} "
-        f"({at_most:.0f} MiB, {(rss[-1] - base) / STEPS[-1]:.1f} KiB per workflow above idle)."
+        f"({at_most:.0f} MiB, {(rss[-1] - base) / STEPS[-1]:.1f} KiB per workflow above idle). "
+        f"CPU at {STEPS[-1]:,} asleep ≤ {TARGET_CPU:.0%} of a core each: "
+        f"{'met' if max(asleep_cpu) <= TARGET_CPU else 'MISSED'} "
+        f"(processor {asleep_cpu[0]:.1%}, server {asleep_cpu[1]:.1%})."
     )
+    if idle_requests:
+        kinds = sorted(set().union(*idle_requests))
+        per_minute = 60 / IDLE_SECONDS
+        verdict += "\n\nServer requests per sleeping workflow per minute, by kind (while every workflow sleeps):\n\n"
+        verdict += "| in flight | " + " | ".join(f"`{k}`" for k in kinds) + " | all |\n"
+        verdict += "|---" * (len(kinds) + 2) + "|\n"
+        for n, counts in zip(STEPS, idle_requests):
+            if not n:
+                continue
+            cells = [f"{counts.get(k, 0) * per_minute / n:.3f}" for k in kinds]
+            verdict += f"| {n:,} | " + " | ".join(cells) + f" | {sum(counts.values()) * per_minute / n:.3f} |\n"
 
     def plot(ax: Axes) -> None:
         ax.plot(STEPS, [kib / 1024 for kib in rss], marker="o")
@@ -105,7 +122,7 @@ def run(stack: Stack) -> Section:
         settings=(
             f"1 processor, PROCESSOR_MAX_IN_FLIGHT={MAX_IN_FLIGHT}, tombstones of {BATCHES} batches with "
             f"DELETE_BATCH_INTERVAL_SECONDS={INTERVAL} (in flight for the whole scenario), "
-            f"RESONATE_TTL_SECONDS={TTL_SECONDS}; RSS from "
+            f"the default lease (RESONATE_TTL_SECONDS=15); RSS from "
             f"/proc/<pid>/status once each workflow has run its first batch (or after {STARTED_TIMEOUT:.0f} s; the row says how many had); then CPU (share of one core) of the "
             f"processor and the server over {IDLE_SECONDS:.0f} s while every workflow sleeps."
         ),

@@ -92,6 +92,8 @@ def test_schema_rejects_unknown_values() -> None:
 def test_schema_rejects_out_of_range_values() -> None:
     with pytest.raises(RenderError, match="maxInFlight"):
         render("default", sets=["processor.maxInFlight=0"])
+    with pytest.raises(RenderError, match="shutdownGraceSeconds"):  # the processor needs >= 1 s
+        render("default", sets=["processor.shutdownGraceSeconds=0"])
 
 
 def test_persistence_off_uses_no_claims() -> None:

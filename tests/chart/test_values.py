@@ -433,7 +433,7 @@ def test_the_resonate_service_monitor_is_optional() -> None:
 def test_alerts_use_metrics_the_processor_exposes_and_select_this_release() -> None:
     rule = one(render("full"), "PrometheusRule")
     rules = {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"]}
-    assert set(rules) == {"TombstonesDeadLettered", "TombstonesConsumerLagHigh"}
+    assert set(rules) == {"TombstonesDeadLettered", "TombstonesDeadLetterRefused", "TombstonesConsumerLagHigh"}
     exposed = processor_metric_names()
     for name, r in rules.items():
         used = metric_names(r["expr"])
@@ -442,6 +442,9 @@ def test_alerts_use_metrics_the_processor_exposes_and_select_this_release() -> N
         assert 'namespace="pipeline"' in r["expr"]
     dlq = rules["TombstonesDeadLettered"]["expr"]
     assert {"tombstones_dead_lettered_total", "tombstones_invalid_total"} <= metric_names(dlq)
+    refused = rules["TombstonesDeadLetterRefused"]
+    assert metric_names(refused["expr"]) == {"tombstones_dead_letters_stuck"}
+    assert refused["for"] == "2m" and refused["labels"]["severity"] == "critical"
     assert "> 1000" in rules["TombstonesConsumerLagHigh"]["expr"]
     assert 'topic="tombstones"' in rules["TombstonesConsumerLagHigh"]["expr"]
 

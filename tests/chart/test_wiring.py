@@ -451,7 +451,7 @@ def test_pdb_follows_the_autoscaler_minimum() -> None:
     assert hpa["spec"]["scaleTargetRef"]["name"] == workload(docs, "processor").name
 
 
-@pytest.mark.parametrize("grace", ["20", "45.5", "0", "120"])
+@pytest.mark.parametrize("grace", ["20", "45.5", "1", "120"])
 def test_termination_grace_exceeds_the_drain(grace: str) -> None:
     docs = render("default", sets=[f"json:processor.shutdownGraceSeconds={grace}"])
     processor = workload(docs, "processor")
