@@ -13,7 +13,7 @@ from confluent_kafka import KafkaError, Message, Producer
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
-from tombstone_common.kafka import producer_config
+from tombstone_common.kafka import describe, producer_config
 from tombstone_common.messages import Tombstone
 from tombstone_common.settings import PipelineSettings
 from tombstone_common.telemetry import Messaging, headers_from, kafka_attributes, tracer
@@ -40,7 +40,7 @@ class DeliveryReport:
         if error is not None:
             span.set_status(Status(StatusCode.ERROR, error.str()))
             span.end()
-            self.failed.append(f"{message.key()!r}: {error.str()}")
+            self.failed.append(f"{message.key()!r}: {describe(error)}")
             return
         span.set_attribute(Messaging.PARTITION, str(message.partition()))
         span.set_attribute(Messaging.OFFSET, message.offset())
