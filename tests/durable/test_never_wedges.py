@@ -10,15 +10,15 @@ import time
 from types import SimpleNamespace
 
 import pytest
-from confluent_kafka import KafkaException
 
 from devstack.procs import wait_until
-from harness.kafka import committed_offsets, read_until
+from harness.kafka import read_until
 from harness.ledger import read_ledger
 from tests.support.faults import judge
 from harness.topics import create_topics, send_tombstones
 from devstack.procs import http_get
 from harness.processes import BIN, ProcessorProcess, clean_environ, metric
+from tests.support.pipeline import committed
 from tests.support.processes import durable_env
 from tests.support.server_proxy import OLD_SERVER_REFUSAL, Fault, ServerProxy
 from tombstone_common.messages import DeadLetterHeader, Tombstone
@@ -26,21 +26,6 @@ from tombstone_processor.server_check import REQUIRED_SERVER
 from tombstone_producer.produce import new_ids
 
 pytestmark = pytest.mark.durable
-
-
-def committed(bootstrap: str, names: dict[str, str]) -> dict[int, int]:
-    """The group's committed offsets, asked until the group coordinator answers."""
-    answer: dict[int, int] = {}
-
-    def ask() -> bool:
-        try:
-            answer.update(committed_offsets(bootstrap, names["KAFKA_CONSUMER_GROUP"], names["TOPIC_TOMBSTONES"]))
-        except KafkaException:
-            return False
-        return True
-
-    wait_until(ask, 30, "committed offsets")
-    return answer
 
 
 @pytest.fixture

@@ -13,14 +13,13 @@ import asyncio
 from functools import partial
 
 import pytest
-from confluent_kafka import KafkaException
 
 from devstack.kafka import KafkaBroker
 from devstack.procs import free_port, http_get, wait_until
-from harness.kafka import committed_offsets, produce_raw, read_all, read_until
+from harness.kafka import produce_raw, read_all, read_until
 from harness.topics import create_topics, send_tombstones, set_topic_config
 from tests.conftest import CACHE
-from tests.support.pipeline import processor_settings, running_processor
+from tests.support.pipeline import committed, processor_settings, running_processor
 from tombstone_common.messages import DeadLetterHeader, Tombstone
 from tombstone_producer.produce import new_ids
 
@@ -29,20 +28,6 @@ pytestmark = pytest.mark.integration
 TOO_SMALL = "400"  # bytes: below any dead letter (its headers alone are larger)
 BROKER_DEFAULT = "1048588"
 INVALID = b"<not json>" + b"x" * 600
-
-
-def committed(bootstrap: str, names: dict[str, str]) -> dict[int, int]:
-    answer: dict[int, int] = {}
-
-    def ask() -> bool:
-        try:
-            answer.update(committed_offsets(bootstrap, names["KAFKA_CONSUMER_GROUP"], names["TOPIC_TOMBSTONES"]))
-        except KafkaException:
-            return False
-        return True
-
-    wait_until(ask, 30, "committed offsets")
-    return answer
 
 
 def whereabouts(bootstrap: str, names: dict[str, str]) -> tuple[list[str], list[tuple[int, int]]]:

@@ -7,6 +7,10 @@ from collections import Counter
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from confluent_kafka import KafkaException
+
+from devstack.procs import wait_until
+from harness.kafka import committed_offsets
 from harness.ledger import read_ledger
 from harness.topics import as_fields
 from tombstone_processor.app import Processor
@@ -57,3 +61,18 @@ def ledger(settings: ProcessorSettings) -> list[dict]:
 def successful_batches(settings: ProcessorSettings) -> Counter[tuple[str, int]]:
     """How many times each (id, batch) was deleted successfully; all ones when nothing was redone."""
     return Counter((entry["id"], entry["batch"]) for entry in ledger(settings) if entry["ok"])
+
+
+def committed(bootstrap: str, names: dict[str, str]) -> dict[int, int]:
+    """The group's committed offsets of the tombstones topic, asked until the coordinator answers."""
+    answer: dict[int, int] = {}
+
+    def ask() -> bool:
+        try:
+            answer.update(committed_offsets(bootstrap, names["KAFKA_CONSUMER_GROUP"], names["TOPIC_TOMBSTONES"]))
+        except KafkaException:
+            return False
+        return True
+
+    wait_until(ask, 30, "committed offsets")
+    return answer
