@@ -74,8 +74,10 @@ def build_resonate(
             # the SDK's heartbeat loop, renewing each workflow's lease in its own request
             heartbeat=AsyncHeartbeat(pid, max(int(ttl.total_seconds() * 1000) // 2, 1), beats),
             # Re-registers every pending workflow's listener, one request each, in case the
-            # event stream dropped a notification: with 10,000 workflows asleep, every 10 s
-            # (what this was) meant 1,000 requests/s. The SDK's default, 60 s, is kept.
+            # event stream dropped a notification while it reconnected: with 10,000 workflows
+            # asleep, the SDK's 60 s is ~170 requests/s for nothing. A lost notification only
+            # keeps a finished workflow's slot taken until the next refresh.
+            subscription_refresh_secs=settings.resonate_listener_refresh_seconds,
             autostart=False,
             **common,
         )

@@ -44,6 +44,10 @@ class ProcessorSettings(SimulationSettings):
         None, description="Resonate server URL; unset = in-process local mode (not durable)."
     )
     resonate_token: SecretStr | None = Field(None, description="Bearer token for the server.")
+    resonate_listener_refresh_seconds: float = Field(
+        600.0, gt=0,
+        description="How often every followed workflow's listener is registered again (one request each), in case a notification was lost while the event stream reconnected; until then such a workflow keeps its slot.",
+    )
     resonate_group: str = Field(
         "tombstone-processors", min_length=1, description="Resonate worker group of processors."
     )
