@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
 import uuid
 from datetime import timedelta
@@ -290,8 +292,21 @@ class Processor:
         before."""
         grace = self.settings.processor_shutdown_grace_seconds
         deadline = Deadline(grace, closing=min(grace, max(1.0, grace / 4)))
-        durable = self.settings.durable and not self.exit_code
         log.info("processor stopping", in_flight=dispatcher.in_flight, grace_seconds=grace)
+        with executions_cut_short_are_warnings():
+            await self._stop_in_order(intake, dispatcher, consumer, resonate, producer, deadline)
+        log.info("processor stopped", seconds=round(deadline.elapsed(), 2), **_summary(self.state))
+
+    async def _stop_in_order(
+        self,
+        intake: Intake | None,
+        dispatcher: Dispatcher,
+        consumer: AIOConsumer | None,
+        resonate: Resonate,
+        producer: AsyncProducer,
+        deadline: Deadline,
+    ) -> None:
+        durable = self.settings.durable and not self.exit_code
         try:
             if not self.settings.durable and not self.exit_code:
                 # Local mode: an unfinished workflow is lost with the process, so finish what
@@ -314,7 +329,37 @@ class Processor:
             undelivered = await asyncio.to_thread(producer.close, max(deadline.left(), 0.1))
             if undelivered:
                 log.warning("records not delivered before exit", count=undelivered)
-        log.info("processor stopped", seconds=round(deadline.elapsed(), 2), **_summary(self.state))
+
+
+class _CutShort(logging.Filter):
+    """resonate-sdk reports, at error level, each execution that a stop cuts short: a step whose
+    result cannot be recorded while the server is away, a task it cannot release once its
+    transport is closed. While the processor stops these are expected, not errors: the task's
+    lease lapses and the workflow resumes on another processor (the step in flight runs once
+    more). They are logged as one warning line each, without the traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("resonate") and record.levelno >= logging.ERROR:
+            cause = f" ({reason(record.exc_info[1])})" if record.exc_info and record.exc_info[1] else ""
+            record.msg = f"{record.getMessage()}{cause}; stopping: it resumes elsewhere after its lease"
+            record.args = ()
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+@contextlib.contextmanager
+def executions_cut_short_are_warnings():
+    """While the processor stops, see :class:`_CutShort`."""
+    cut_short = _CutShort()
+    handlers = list(logging.getLogger().handlers)
+    for handler in handlers:
+        handler.addFilter(cut_short)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(cut_short)
 
 
 class Deadline:
