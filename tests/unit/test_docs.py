@@ -31,3 +31,27 @@ def test_env_example_lists_every_variable():
     example = (REPO / ".env.example").read_text()
     listed = set(re.findall(r"^#?\s*([A-Z][A-Z_]+)=", example, flags=re.M))
     assert listed == variables_in_code()
+
+
+def test_make_help_lists_every_target_with_a_description():
+    import subprocess
+
+    listed = subprocess.run(["make", "-s", "help"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    described = set()
+    for makefile in [REPO / "Makefile", *sorted((REPO / "mk").glob("*.mk"))]:
+        described |= set(re.findall(r"^([a-z0-9-]+):.*## ", makefile.read_text(), flags=re.M))
+    shown = set(re.findall(r"^  make (\S+)", listed, flags=re.M))
+    assert {"cluster-e2e", "k8s-tools"} <= described
+    assert shown == described
+
+
+def test_every_command_says_in_its_help_where_its_configuration_comes_from():
+    from typer.testing import CliRunner
+
+    from tombstone_processor.cli import app as processor
+    from tombstone_producer.cli import app as producer
+    from tombstone_topic_init.cli import app as topic_init
+
+    for app in (processor, producer, topic_init):
+        text = " ".join(CliRunner().invoke(app, ["--help"], terminal_width=200).output.split())
+        assert "Configured by environment variables" in text and ".env.example" in text

@@ -112,6 +112,14 @@ def _describe(error: dict) -> str:
     return f"{name}: {error['msg']}"
 
 
+#: For every command's --help: options are few, configuration is the environment.
+CONFIGURATION_HELP = (
+    "Configured by environment variables (KAFKA_BOOTSTRAP_SERVERS, RESONATE_URL, TOPIC_*, …), "
+    "read from the environment or a .env file in the working directory; every variable is listed "
+    "in the README's Configuration section and in .env.example."
+)
+
+
 def load_settings[S: BaseSettings](cls: type[S], **overrides: object) -> S:
     """Load ``cls`` from the environment, or exit 2 with one line naming each bad variable.
 

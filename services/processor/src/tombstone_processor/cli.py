@@ -8,7 +8,7 @@ import signal
 import typer
 
 from tombstone_common.logs import configure_logging, get_logger
-from tombstone_common.settings import load_settings
+from tombstone_common.settings import CONFIGURATION_HELP, load_settings
 from tombstone_common.telemetry import configure_tracing, shutdown_tracing
 from tombstone_processor.app import Processor
 from tombstone_processor.settings import ProcessorSettings
@@ -33,7 +33,7 @@ async def _serve(settings: ProcessorSettings) -> int:
     return await Processor(settings).run(stopping)
 
 
-@app.command()
+@app.command(epilog=CONFIGURATION_HELP)
 def record_processor() -> None:
     """Consume tombstones and run one durable Resonate workflow per tombstone."""
     settings = load_settings(ProcessorSettings)

@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemaining
 
 from tombstone_common.logs import configure_logging, get_logger
 from tombstone_common.messages import Tombstone
-from tombstone_common.settings import PipelineSettings, fail, load_settings
+from tombstone_common.settings import CONFIGURATION_HELP, PipelineSettings, fail, load_settings
 from tombstone_common.telemetry import configure_tracing, shutdown_tracing
 from tombstone_producer.produce import new_ids, produce
 
@@ -20,7 +20,7 @@ log = get_logger(__name__)
 PROGRESS_THRESHOLD = 1000
 
 
-@app.command()
+@app.command(epilog=CONFIGURATION_HELP)
 def record_producer(
     count: Annotated[int, typer.Option("-n", "--count", min=1, help="How many tombstones.")] = 1,
     batches: Annotated[

@@ -7,14 +7,14 @@ from confluent_kafka import KafkaException
 
 from tombstone_common.kafka import BrokerUnavailable, wait_for_broker
 from tombstone_common.logs import configure_logging, get_logger
-from tombstone_common.settings import fail, load_settings
+from tombstone_common.settings import CONFIGURATION_HELP, fail, load_settings
 from tombstone_topic_init.topics import TopicInitSettings, ensure_topics
 
 app = typer.Typer(add_completion=False, help=__doc__)
 log = get_logger(__name__)
 
 
-@app.command()
+@app.command(epilog=CONFIGURATION_HELP)
 def setup_topics() -> None:
     """Create the tombstones, processed and dead-letter topics if they are missing."""
     settings = load_settings(TopicInitSettings)

@@ -26,7 +26,9 @@ SEARCHES = (("processor", "tombstone.id"), ("producer", "messaging.kafka.message
 def _get(url: str) -> Any:
     status, body = http_get(url, timeout=10)
     if status == 0:
-        raise StackError(f"no Jaeger answers at {url.split('/api/')[0]} (make up starts it)")
+        raise StackError(
+            f"no Jaeger answers at {url.split('/api/')[0]} (`make jaeger` builds it once; `make up` then starts it)"
+        )
     if status != 200:
         return None
     return json.loads(body).get("data")
