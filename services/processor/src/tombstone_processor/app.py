@@ -294,41 +294,30 @@ class Processor:
         deadline = Deadline(grace, closing=min(grace, max(1.0, grace / 4)))
         log.info("processor stopping", in_flight=dispatcher.in_flight, grace_seconds=grace)
         with executions_cut_short_are_warnings():
-            await self._stop_in_order(intake, dispatcher, consumer, resonate, producer, deadline)
+            durable = self.settings.durable and not self.exit_code
+            try:
+                if not self.settings.durable and not self.exit_code:
+                    # Local mode: an unfinished workflow is lost with the process, so finish what
+                    # fits in the grace period; the rest is redelivered (its offset stays uncommitted).
+                    if not await dispatcher.drain(deadline.left_for_work()):
+                        log.warning("grace period over; unfinished workflows will be redelivered")
+                if intake is not None:
+                    # Records whose hand-off has not finished are dropped: uncommitted, so redelivered.
+                    await intake.stop()
+                    await deadline.run(intake.commit(), "final offset commit")
+                await dispatcher.abandon()
+                if consumer is not None:
+                    await deadline.run(consumer.close(), "leaving the consumer group")
+                if durable:
+                    await finish_running_steps(resonate, deadline.left_for_work())
+                await deadline.run(resonate.stop(), "stopping the Resonate client")
+            except Exception as exc:  # the producer is flushed all the same
+                log.warning("shutdown step failed", error=reason(exc))
+            finally:
+                undelivered = await asyncio.to_thread(producer.close, max(deadline.left(), 0.1))
+                if undelivered:
+                    log.warning("records not delivered before exit", count=undelivered)
         log.info("processor stopped", seconds=round(deadline.elapsed(), 2), **_summary(self.state))
-
-    async def _stop_in_order(
-        self,
-        intake: Intake | None,
-        dispatcher: Dispatcher,
-        consumer: AIOConsumer | None,
-        resonate: Resonate,
-        producer: AsyncProducer,
-        deadline: Deadline,
-    ) -> None:
-        durable = self.settings.durable and not self.exit_code
-        try:
-            if not self.settings.durable and not self.exit_code:
-                # Local mode: an unfinished workflow is lost with the process, so finish what
-                # fits in the grace period; the rest is redelivered (its offset stays uncommitted).
-                if not await dispatcher.drain(deadline.left_for_work()):
-                    log.warning("grace period over; unfinished workflows will be redelivered")
-            if intake is not None:
-                # Records whose hand-off has not finished are dropped: uncommitted, so redelivered.
-                await intake.stop()
-                await deadline.run(intake.commit(), "final offset commit")
-            await dispatcher.abandon()
-            if consumer is not None:
-                await deadline.run(consumer.close(), "leaving the consumer group")
-            if durable:
-                await finish_running_steps(resonate, deadline.left_for_work())
-            await deadline.run(resonate.stop(), "stopping the Resonate client")
-        except Exception as exc:  # the producer is flushed all the same
-            log.warning("shutdown step failed", error=reason(exc))
-        finally:
-            undelivered = await asyncio.to_thread(producer.close, max(deadline.left(), 0.1))
-            if undelivered:
-                log.warning("records not delivered before exit", count=undelivered)
 
 
 class _CutShort(logging.Filter):
