@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import shutil
 import subprocess
+import sys
 import tarfile
 import urllib.request
 import uuid
@@ -63,7 +64,8 @@ def ensure_jars(cache: Path) -> Path:
     work = cache / "kafka-pom"
     work.mkdir(parents=True, exist_ok=True)
     (work / "pom.xml").write_text(_resource("kafka-pom.xml"))
-    print("resolving Kafka broker jars from Maven Central (first run only) …", flush=True)
+    # (stderr: `devstack kafka-jars` prints the folder on stdout, which scripts read)
+    print("resolving Kafka broker jars from Maven Central (first run only) …", file=sys.stderr, flush=True)
     partial = cache / "kafka-libs.partial"
     shutil.rmtree(partial, ignore_errors=True)
     result = subprocess.run(
