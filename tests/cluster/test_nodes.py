@@ -96,8 +96,9 @@ def produce(kube: Kube, tag: str) -> list[str]:
 def all_processed(kube: Kube, ids: list[str], deadline: float, what: str) -> float:
     """Waits until every id has a `processed` record; returns when that was (monotonic)."""
     wanted = set(ids)
-    records = wait_for(lambda: (r := read_processed(kube)) and wanted <= {x["key"] for x in r} and r,
-                       deadline, what, every=5)
+    # (read inside a ready processor: while processors move, none may be ready for a while)
+    records = wait_for(lambda: any(pod_ready(p) for p in processors(kube)) and (r := read_processed(kube))
+                       and wanted <= {x["key"] for x in r} and r, deadline, what, every=5)
     counts = Counter(r["key"] for r in records if r["key"] in wanted)
     print(f"processed: {len(counts)} of {len(wanted)} tombstones, {sum(counts.values()) - len(counts)} duplicate records")
     return time.monotonic()
