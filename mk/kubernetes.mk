@@ -6,8 +6,10 @@
 #   make kind-down           delete the kind cluster
 #   make chart-lint          helm lint --strict for every values file
 #   make chart-test          chart unit + schema tests (pytest tests/chart)
-# Without kind (no Docker Hub, no node image): a real single-node cluster built from the package
-# registries, as root on Debian (scripts/cluster.sh, docs/kubernetes.md):
+# Without kind (no Docker Hub, no node image): a real cluster built from the package registries,
+# as root on Debian (scripts/cluster.sh, docs/kubernetes.md); CLUSTER_NODES nodes (default 3:
+# a control plane and two workers, as k8s/kind-config.yaml), NetworkPolicies enforced,
+# metrics-server:
 #   make cluster-up          build (cached in .cache/) and start it, import the images
 #   make cluster-e2e         cluster-up, then the user's workflow on it (tests/cluster), then down
 #   make cluster-down        stop it and delete its state
@@ -73,16 +75,19 @@ chart-test: setup ## Chart unit tests and offline Kubernetes schema validation
 	@HELM="$(HELM)" $(VENV)/pytest tests/chart -q
 
 CLUSTER := scripts/cluster.sh
+CLUSTER_NODES ?= 3
+export CLUSTER_NODES
 
-cluster-up: setup images ## Single-node Kubernetes from the registries (no kind; root), images imported
+cluster-up: setup images ## Kubernetes of CLUSTER_NODES nodes from the registries (no kind; root), images imported
 	@$(CLUSTER) up
 	@base=$(BASE_IMAGE_OF) && BASE_IMAGE="$$base" $(CLUSTER) images
+	@base=$(BASE_IMAGE_OF) && BASE_IMAGE="$$base" $(CLUSTER) addons
 	@echo "next: eval \"\$$($(CLUSTER) env)\"; kubectl get pods -A"
 
-cluster-down: ## Stop the single-node cluster and delete its state (builds stay cached)
+cluster-down: ## Stop the cluster and delete its state (builds stay cached)
 	@$(CLUSTER) down
 
-cluster-status: ## What runs of the single-node cluster
+cluster-status: ## What runs of the cluster, and its nodes
 	@$(CLUSTER) status
 
 cluster-e2e: ## cluster-up, the user's workflow on it (tests/cluster), cluster-down

@@ -1,22 +1,34 @@
 #!/usr/bin/env bash
-# A real single-node Kubernetes assembled from the package registries, for machines where kind
-# cannot run (no node image, no container registry). Needs root and Debian (apt-get).
+# A real Kubernetes of one or more nodes assembled from the package registries, for machines
+# where kind cannot run (no node image, no container registry). Needs root and Debian (apt-get).
 #
-#   scripts/cluster.sh up       build what is missing, start the node, wait until it is Ready
-#   scripts/cluster.sh images   build the pipeline's and the stand-in images, import them
-#   scripts/cluster.sh down     stop everything it started and delete the cluster's state
-#   scripts/cluster.sh status   what runs, and the node
-#   scripts/cluster.sh env      KUBECONFIG=… and PATH=… to talk to it (eval "$(… env)")
+#   scripts/cluster.sh up               build what is missing, start the control plane and
+#                                       CLUSTER_NODES nodes (default 3), wait until all are Ready
+#   scripts/cluster.sh images           build the pipeline's and the stand-in images, import them
+#                                       into every node
+#   scripts/cluster.sh addons           kube-network-policies (NetworkPolicies enforced) and
+#                                       metrics-server (kubectl top, HPA), from their Go modules
+#   scripts/cluster.sh node-stop NAME   stop a node: its kubelet, kube-proxy, containerd and every
+#                                       container on it, and cut its network link
+#   scripts/cluster.sh node-start NAME  start it again (link, containerd, kubelet, kube-proxy)
+#   scripts/cluster.sh nodes            the node names, one a line
+#   scripts/cluster.sh down             stop everything it started and delete the cluster's state
+#   scripts/cluster.sh status           what runs, and the nodes
+#   scripts/cluster.sh env              KUBECONFIG=… and PATH=… to talk to it (eval "$(… env)")
 #
-# What runs (docs/kubernetes.md, "The single-node cluster"):
-#   etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy
-#       one multi-call binary from the k8s.io/kubernetes Go module (tools/k8s), v1.34
-#   CoreDNS              from its Go module (tools/coredns), on the node, for cluster.local
-#   containerd, runc, CNI plugins   Debian's packages; a containerd of its own (own root,
-#       state and socket), beside any other on the machine; the pause image from tools/pause
-# The node has an address of its own (CLUSTER_NODE_IP, added to the host's `lo`; not a
-# 127.x address): the API server must advertise a non-loopback address, and pods reach the
-# node's DNS and API there. Nothing is reachable on it from outside the machine.
+# What runs (docs/kubernetes.md, "Without kind"):
+#   the control plane, as processes on the machine: etcd, kube-apiserver,
+#       kube-controller-manager, kube-scheduler (one multi-call binary from the k8s.io/kubernetes
+#       Go module, tools/k8s, v1.34) and CoreDNS (tools/coredns), on the address CLUSTER_API_IP
+#       of a bridge of the cluster's own (tombstone0)
+#   per node, as kind has one container per node: a network namespace of its own on that bridge
+#       (own address and pod CIDR; routes to the other nodes' pod CIDRs), and in it the node's
+#       own containerd (own root, state and socket), kubelet (own root dir and cgroup root) and
+#       kube-proxy; pods are wired with the ptp CNI plugin. The first node is
+#       tombstone-control-plane (tainted NoSchedule when there are workers, as in kind), then
+#       tombstone-worker, tombstone-worker2, …
+#   containerd, runc, CNI plugins: Debian's packages; the pause image from tools/pause
+# Nothing is reachable on these addresses from outside the machine.
 # Builds and state live under .cache/ (builds survive `down`; state does not).
 set -euo pipefail
 
@@ -25,18 +37,20 @@ CONFIG=$ROOT/k8s/cluster
 BIN=$ROOT/.cache/bin
 STATE=$ROOT/.cache/cluster
 RUN=/run/tombstone-cluster                 # sockets: short paths, a tmpfs
-NODE=${CLUSTER_NODE_NAME:-tombstone-node}
-NODE_IP=${CLUSTER_NODE_IP:-10.250.0.1}
-POD_CIDR=10.244.0.0/16
-NODE_POD_CIDR=10.244.0.0/24
+NODES_COUNT=${CLUSTER_NODES:-3}
+API_IP=${CLUSTER_API_IP:-10.250.0.1}     # the control plane, on the cluster's bridge
+NODE_NET=${API_IP%.*}                    # node i has $NODE_NET.(10+i)
+BRIDGE=tombstone0
+POD_CIDR=10.244.0.0/16                   # node i has 10.244.i.0/24
 SERVICE_CIDR=10.96.0.0/16
 API_SERVICE_IP=10.96.0.1
 K8S_VERSION=v1.34.4
 PKI=$STATE/pki
-SOCK=$RUN/containerd.sock
 IMAGE_PREFIX=${IMAGE_PREFIX:-tombstone-}
 IMAGE_TAG=${IMAGE_TAG:-dev}
-COMPONENTS=(etcd containerd kube-apiserver kube-controller-manager kube-scheduler coredns kubelet kube-proxy)
+CONTROL_PLANE=(etcd kube-apiserver kube-controller-manager kube-scheduler coredns)
+NODE_COMPONENTS=(containerd kubelet kube-proxy)
+[[ $NODES_COUNT =~ ^[1-9][0-9]?$ ]] || { echo "cluster: CLUSTER_NODES must be 1..99" >&2; exit 2; }
 
 started=$SECONDS
 log() { echo "cluster: [$((SECONDS - started))s] $*" >&2; }
@@ -58,14 +72,14 @@ wait_for() {  # description, deadline seconds, command…
 # Go caches under .cache/ too, so CI's cache and `make clean-cache` cover them.
 go_env() { env GOFLAGS=-mod=mod GOMODCACHE="$ROOT/.cache/go/mod" GOCACHE="$ROOT/.cache/go/build" CGO_ENABLED=0 "$@"; }
 
-go_build() {  # module dir, output, ldflags
-  local module=$1 out=$2 ldflags=$3 stamp="$2.stamp" sum
+go_build() {  # module dir, output, ldflags, [package: a main package the module requires]
+  local module=$1 out=$2 ldflags=$3 package=${4:-.} stamp="$2.stamp" sum
   sum=$(find "$module" -maxdepth 1 -name 'go.*' -o -maxdepth 1 -name '*.go' | sort | xargs cat | sha256sum | cut -c1-16)
   if [[ -x "$out" && "$(cat "$stamp" 2>/dev/null)" == "$sum" ]]; then return 0; fi
   log "building $(basename "$out") from $module (cold: many minutes on 2 cores)"
   mkdir -p "$BIN"
   local t=$SECONDS
-  (cd "$module" && go_env go build -trimpath -ldflags="$ldflags" -o "$out" .) || die "build of $module failed"
+  (cd "$module" && go_env go build -trimpath -ldflags="$ldflags" -o "$out" "$package") || die "build of $module failed"
   echo "$sum" > "$stamp"
   log "built $(basename "$out") in $((SECONDS - t))s"
 }
@@ -79,6 +93,10 @@ build() {
   go_build "$ROOT/tools/k8s" "$BIN/k8s" "$ld"
   go_build "$ROOT/tools/coredns" "$BIN/coredns" "-s -w"
   go_build "$ROOT/tools/pause" "$BIN/pause" "-s -w"
+  # The add-ons: NetworkPolicy enforcement and resource metrics, built from their modules.
+  go_build "$ROOT/tools/netpol" "$BIN/kube-network-policies" "-s -w" sigs.k8s.io/kube-network-policies/cmd
+  go_build "$ROOT/tools/metrics-server" "$BIN/metrics-server" "-s -w -X k8s.io/client-go/pkg/version.gitVersion=v0.8.0" \
+    sigs.k8s.io/metrics-server/cmd/metrics-server
   for p in etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl; do
     ln -sf k8s "$BIN/$p"
   done
@@ -99,9 +117,28 @@ install_packages() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# --- nodes -----------------------------------------------------------------------------------
+
+# Node i (1-based): name as kind names them (also its network namespace's), its address on the
+# bridge, its pod CIDR and the host's end of its link. `up` records the names; later verbs read them.
+node_name() { if (($1 == 1)); then echo tombstone-control-plane; elif (($1 == 2)); then echo tombstone-worker; else echo "tombstone-worker$(($1 - 1))"; fi; }
+node_ip() { echo "$NODE_NET.$((10 + $1))"; }
+node_pod_cidr() { echo "10.244.$1.0/24"; }
+node_link() { echo "tsnode$1"; }
+node_index() {  # name -> index, from the recorded list
+  local i=0 name
+  while read -r name; do i=$((i + 1)); [[ "$name" == "$1" ]] && { echo "$i"; return 0; }; done < "$STATE/nodes"
+  die "no node $1 (nodes: $(tr '\n' ' ' < "$STATE/nodes"))"
+}
+nodes() { cat "$STATE/nodes" 2>/dev/null; }
+in_node() { local name=$1; shift; nsenter --net="/run/netns/$name" "$@"; }  # net namespace only:
+# the node's containerd and kubelet must share the host's mounts (volumes the kubelet mounts).
+node_sock() { echo "$RUN/$1/containerd.sock"; }
+node_ctr() { local name=$1; shift; ctr --address "$(node_sock "$name")" -n k8s.io "$@"; }
+
 # --- certificates and kubeconfigs -----------------------------------------------------------
 
-cert() {  # name, subject, [subjectAltName]
+cert() {  # name, subject, [subjectAltName], [signing CA: ca]
   local name=$1 subject=$2 san=${3:-}
   [[ -f "$PKI/$name.crt" ]] && return 0
   openssl req -new -newkey rsa:2048 -nodes -keyout "$PKI/$name.key" -subj "$subject" \
@@ -110,7 +147,7 @@ cert() {  # name, subject, [subjectAltName]
   { echo "basicConstraints=CA:FALSE"; echo "keyUsage=critical,digitalSignature,keyEncipherment"
     if [[ -n "$san" ]]; then echo "extendedKeyUsage=serverAuth,clientAuth"; echo "subjectAltName=$san"
     else echo "extendedKeyUsage=clientAuth"; fi; } > "$ext"
-  openssl x509 -req -in "$PKI/$name.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" -CAcreateserial \
+  openssl x509 -req -in "$PKI/$name.csr" -CA "$PKI/${4:-ca}.crt" -CAkey "$PKI/${4:-ca}.key" -CAcreateserial \
     -days 365 -sha256 -extfile "$ext" -out "$PKI/$name.crt" 2>/dev/null
   rm -f "$PKI/$name.csr" "$ext"
 }
@@ -123,7 +160,7 @@ apiVersion: v1
 kind: Config
 clusters:
   - name: tombstone
-    cluster: {server: "https://$NODE_IP:6443", certificate-authority: "$PKI/ca.crt"}
+    cluster: {server: "https://$API_IP:6443", certificate-authority: "$PKI/ca.crt"}
 users:
   - name: $1
     user: {client-certificate: "$PKI/$1.crt", client-key: "$PKI/$1.key"}
@@ -134,23 +171,33 @@ current-context: tombstone
 EOF
 }
 
+ca() {  # name, CN
+  [[ -f "$PKI/$1.crt" ]] && return 0
+  openssl req -x509 -new -newkey rsa:2048 -nodes -keyout "$PKI/$1.key" -subj "/CN=$2" \
+    -days 365 -sha256 -out "$PKI/$1.crt" 2>/dev/null
+}
+
 pki() {
   mkdir -p "$PKI"
-  if [[ ! -f "$PKI/ca.crt" ]]; then
-    openssl req -x509 -new -newkey rsa:2048 -nodes -keyout "$PKI/ca.key" -subj "/CN=tombstone-cluster-ca" \
-      -days 365 -sha256 -out "$PKI/ca.crt" 2>/dev/null
-  fi
+  ca ca tombstone-cluster-ca
+  # The aggregation layer: the API server authenticates to extension API servers
+  # (metrics-server) with a client certificate of a CA of its own (--requestheader-*).
+  ca front-proxy-ca tombstone-front-proxy-ca
   [[ -f "$PKI/sa.key" ]] || { openssl genrsa -out "$PKI/sa.key" 2048 2>/dev/null; openssl rsa -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub" 2>/dev/null; }
   cert apiserver "/CN=kube-apiserver" \
-    "IP:$NODE_IP,IP:$API_SERVICE_IP,IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+    "IP:$API_IP,IP:$API_SERVICE_IP,IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
   cert apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client"
+  cert front-proxy-client "/CN=front-proxy-client" "" front-proxy-ca
   cert admin "/O=system:masters/CN=tombstone-admin"
-  cert kubelet "/O=system:nodes/CN=system:node:$NODE"
   cert kube-controller-manager "/CN=system:kube-controller-manager"
   cert kube-scheduler "/CN=system:kube-scheduler"
   cert kube-proxy "/CN=system:kube-proxy"
   local name
-  for name in admin kubelet kube-controller-manager kube-scheduler kube-proxy; do kubeconfig "$name"; done
+  for name in admin kube-controller-manager kube-scheduler kube-proxy; do kubeconfig "$name"; done
+  while read -r name; do
+    cert "kubelet-$name" "/O=system:nodes/CN=system:node:$name"
+    kubeconfig "kubelet-$name"
+  done < "$STATE/nodes"
 }
 
 # --- processes -------------------------------------------------------------------------------
@@ -158,7 +205,7 @@ pki() {
 pidfile() { echo "$STATE/pids/$1.pid"; }
 running() { local p; p=$(cat "$(pidfile "$1")" 2>/dev/null) && kill -0 "$p" 2>/dev/null; }
 
-start() {  # name, command…
+start() {  # name (a node's: <node>.<component>), command…
   local name=$1
   shift
   if running "$name"; then return 0; fi
@@ -178,34 +225,86 @@ stop() {  # name
   rm -f "$(pidfile "$name")"
 }
 
-render() {  # template in k8s/cluster, output: substitutes @VARS@ (kube-proxy exits when its
-  local rendered  # config file changes under it, so an unchanged file is left alone)
-  rendered=$(sed -e "s#@STATE@#$STATE#g" -e "s#@RUN@#$RUN#g" -e "s#@NODE@#$NODE#g" -e "s#@NODE_IP@#$NODE_IP#g" \
-      -e "s#@POD_CIDR@#$POD_CIDR#g" -e "s#@NODE_POD_CIDR@#$NODE_POD_CIDR#g" -e "s#@PKI@#$PKI#g" \
+render() {  # template in k8s/cluster, output, [node index]: substitutes @VARS@ (kube-proxy exits
+  local rendered i=${3:-0} name=""  # when its config file changes under it: an unchanged file is left alone)
+  ((i > 0)) && name=$(node_name "$i")
+  rendered=$(sed -e "s#@STATE@#$STATE#g" -e "s#@RUN@#$RUN#g" -e "s#@API_IP@#$API_IP#g" \
+      -e "s#@NODE@#$name#g" -e "s#@NODE_IP@#$( ((i > 0)) && node_ip "$i")#g" \
+      -e "s#@NODE_STATE@#$STATE/nodes.d/$name#g" -e "s#@NODE_RUN@#$RUN/$name#g" \
+      -e "s#@POD_CIDR@#$POD_CIDR#g" -e "s#@NODE_POD_CIDR@#$( ((i > 0)) && node_pod_cidr "$i")#g" -e "s#@PKI@#$PKI#g" \
       -e "s#@PAUSE_IMAGE@#docker.io/library/${IMAGE_PREFIX}pause:$IMAGE_TAG#g" \
       "$CONFIG/$1")
   [[ -f "$2" && "$(cat "$2")" == "$rendered" ]] || printf '%s\n' "$rendered" > "$2"
 }
 
-network() {
+# The host's own firewall (Docker sets FORWARD's policy to DROP) must let the nodes talk to each
+# other over the bridge; these rules admit bridge-to-bridge traffic only.
+FORWARD_RULES=("-i $BRIDGE -o $BRIDGE -j ACCEPT")
+
+network() {  # the bridge, the control plane's address on it, and the routes to every pod CIDR
   modprobe br_netfilter 2>/dev/null || true
   modprobe overlay 2>/dev/null || true
   sysctl -qw net.ipv4.ip_forward=1
-  [[ -e /proc/sys/net/bridge/bridge-nf-call-iptables ]] && sysctl -qw net.bridge.bridge-nf-call-iptables=1
-  if [[ "$(ip -o addr show dev lo)" != *" $NODE_IP/32 "* ]]; then
-    ip addr add "$NODE_IP/32" dev lo label lo:tombstone
-  fi
+  ip link show "$BRIDGE" >/dev/null 2>&1 || ip link add "$BRIDGE" type bridge
+  ip link set "$BRIDGE" up
+  [[ "$(ip -o addr show dev "$BRIDGE")" == *" $API_IP/24 "* ]] || ip addr add "$API_IP/24" dev "$BRIDGE"
+  local rule
+  for rule in "${FORWARD_RULES[@]}"; do
+    # shellcheck disable=SC2086
+    iptables -C FORWARD $rule 2>/dev/null || iptables -I FORWARD 1 $rule
+  done
 }
 
-api_ready() { "$BIN/kubectl" --kubeconfig "$STATE/admin.kubeconfig" get --raw /readyz; }
-node_ready() {
-  [[ "$("$BIN/kubectl" --kubeconfig "$STATE/admin.kubeconfig" get node "$NODE" \
-        -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}')" == True ]]
+node_network() {  # index: the node's namespace, its link to the bridge, its routes
+  local i=$1 name; name=$(node_name "$i")
+  local link; link=$(node_link "$i")
+  [[ -e "/run/netns/$name" ]] || ip netns add "$name"
+  if ! ip link show "$link" >/dev/null 2>&1; then
+    ip link add "$link" type veth peer name eth0 netns "$name"
+    ip link set "$link" master "$BRIDGE"
+  fi
+  ip link set "$link" up
+  ip -n "$name" link set lo up
+  ip -n "$name" link set eth0 up
+  [[ "$(ip -n "$name" -o addr show dev eth0)" == *" $(node_ip "$i")/24 "* ]] || ip -n "$name" addr add "$(node_ip "$i")/24" dev eth0
+  in_node "$name" sysctl -qw net.ipv4.ip_forward=1
+  # The node's own processes (hostNetwork pods) need a route to the Service CIDR before
+  # kube-proxy's DNAT: a default route to the control plane, as a kind node has one to its
+  # Docker network's gateway (the host forwards only from the bridge to the bridge).
+  ip -n "$name" route replace default via "$API_IP" dev eth0
+  local j
+  for ((j = 1; j <= $(wc -l < "$STATE/nodes"); j++)); do
+    ip route replace "$(node_pod_cidr "$j")" via "$(node_ip "$j")" dev "$BRIDGE"   # host -> pods
+    ((j == i)) || ip -n "$name" route replace "$(node_pod_cidr "$j")" via "$(node_ip "$j")" dev eth0
+  done
 }
-dns_ready() { "$BIN/kubectl" --kubeconfig "$STATE/admin.kubeconfig" get --raw /api >/dev/null && \
-  getent_dns kubernetes.default.svc.cluster.local; }
-getent_dns() {  # the node's CoreDNS answers for a cluster name
-  python3 - "$NODE_IP" "$1" <<'EOF'
+
+cgroup_root() {  # node name: the kubelet's cgroup root, in every cgroup v1 hierarchy
+  local hierarchy
+  for hierarchy in /sys/fs/cgroup/*/; do
+    [[ -d "$hierarchy" && "$hierarchy" != */unified/ ]] || continue
+    mkdir -p "$hierarchy$1"
+    if [[ -f "${hierarchy}cpuset.cpus" ]]; then  # an empty cpuset admits no task
+      cat "${hierarchy}cpuset.cpus" > "$hierarchy$1/cpuset.cpus"
+      cat "${hierarchy}cpuset.mems" > "$hierarchy$1/cpuset.mems"
+    fi
+  done
+}
+
+cgroup_remove() {  # node name: its cgroups, deepest first (they are empty once its containers are)
+  local hierarchy
+  for hierarchy in /sys/fs/cgroup/*/; do
+    [[ -d "$hierarchy$1" ]] && find "$hierarchy$1" -depth -type d -exec rmdir {} + 2>/dev/null || true
+  done
+}
+
+api() { "$BIN/kubectl" --kubeconfig "$STATE/admin.kubeconfig" "$@"; }
+api_ready() { api get --raw /readyz; }
+node_ready() {
+  [[ "$(api get node "$1" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}')" == True ]]
+}
+getent_dns() {  # the control plane's CoreDNS answers for a cluster name
+  python3 - "$API_IP" "$1" <<'EOF'
 import socket, struct, sys
 server, name = sys.argv[1], sys.argv[2]
 query = struct.pack(">HHHHHH", 1, 0x0100, 1, 0, 0, 0) + b"".join(
@@ -216,34 +315,94 @@ sys.exit(0 if struct.unpack(">H", reply[6:8])[0] > 0 else 1)
 EOF
 }
 
+node_start() {  # index: network, containerd, kubelet, kube-proxy of one node
+  local i=$1 name; name=$(node_name "$i")
+  local dir=$STATE/nodes.d/$name
+  mkdir -p "$dir"/{etc,kubelet,pod-logs,cni/net.d,cni/ipam} "$RUN/$name"
+  node_network "$i"
+  cgroup_root "$name"
+  render containerd.toml "$dir/etc/containerd.toml" "$i"
+  render cni.conflist "$dir/cni/net.d/10-tombstone.conflist" "$i"
+  render kubelet.yaml "$dir/etc/kubelet.yaml" "$i"
+  render kube-proxy.yaml "$dir/etc/kube-proxy.yaml" "$i"
+  start "$name.containerd" nsenter --net="/run/netns/$name" containerd --config "$dir/etc/containerd.toml"
+  wait_for "$name: containerd up" 60 node_ctr "$name" version
+  local taints=()
+  if ((i == 1 && $(wc -l < "$STATE/nodes") > 1)); then  # as kind: workloads go to the workers
+    taints=(--register-with-taints=node-role.kubernetes.io/control-plane:NoSchedule)
+  fi
+  start "$name.kubelet" nsenter --net="/run/netns/$name" "$BIN/kubelet" --config="$dir/etc/kubelet.yaml" \
+    --kubeconfig="$STATE/kubelet-$name.kubeconfig" --hostname-override="$name" \
+    --node-ip="$(node_ip "$i")" --root-dir="$dir/kubelet" "${taints[@]}" --v=1
+  start "$name.kube-proxy" nsenter --net="/run/netns/$name" "$BIN/kube-proxy" --config="$dir/etc/kube-proxy.yaml"
+}
+
+node_stop() {  # index: everything of the node stops, its containers too; its link goes down
+  local i=$1 name; name=$(node_name "$i")
+  local sock; sock=$(node_sock "$name")
+  stop "$name.kubelet"
+  stop "$name.kube-proxy"
+  if [[ -S "$sock" ]]; then  # the pods' containers outlive the kubelet: kill and remove them
+    local c
+    for c in $(node_ctr "$name" tasks ls -q 2>/dev/null); do
+      node_ctr "$name" tasks kill -s SIGKILL "$c" >/dev/null 2>&1 || true
+    done
+    for c in $(node_ctr "$name" containers ls -q 2>/dev/null); do
+      node_ctr "$name" tasks rm -f "$c" >/dev/null 2>&1 || true
+      node_ctr "$name" containers rm "$c" >/dev/null 2>&1 || true
+    done
+  fi
+  stop "$name.containerd"
+  pkill -f "containerd-shim.*-address $sock" 2>/dev/null || true
+  ip link set "$(node_link "$i")" down 2>/dev/null || true
+}
+
+label_nodes() {
+  local name i=0
+  while read -r name; do
+    i=$((i + 1))
+    if ((i == 1)); then
+      api label node "$name" --overwrite node-role.kubernetes.io/control-plane= >/dev/null
+    else
+      api label node "$name" --overwrite node-role.kubernetes.io/worker= >/dev/null
+    fi
+  done < "$STATE/nodes"
+}
+
 up() {
   [[ $(id -u) -eq 0 ]] || die "the cluster needs root (containerd, kubelet, network)"
   install_packages
   build
-  mkdir -p "$STATE"/{etc,logs,pids,volumes,cni/net.d,cni/ipam} "$RUN"
+  mkdir -p "$STATE"/{etc,logs,pids,volumes,nodes.d} "$RUN"
+  if [[ -f "$STATE/nodes" ]]; then
+    (($(wc -l < "$STATE/nodes") == NODES_COUNT)) || die "the cluster has $(wc -l < "$STATE/nodes") nodes, CLUSTER_NODES=$NODES_COUNT: down first"
+  else
+    local i
+    for ((i = 1; i <= NODES_COUNT; i++)); do node_name "$i"; done > "$STATE/nodes"
+  fi
   pki
   network
-
-  render containerd.toml "$STATE/etc/containerd.toml"
-  render cni.conflist "$STATE/cni/net.d/10-tombstone.conflist"
-  render kubelet.yaml "$STATE/etc/kubelet.yaml"
-  render kube-proxy.yaml "$STATE/etc/kube-proxy.yaml"
   render Corefile "$STATE/etc/Corefile"
 
-  start etcd "$BIN/etcd" --name "$NODE" --data-dir "$STATE/etcd" \
+  start etcd "$BIN/etcd" --name tombstone --data-dir "$STATE/etcd" \
     --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
     --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
-    --initial-cluster "$NODE=http://127.0.0.1:2380" --listen-metrics-urls http://127.0.0.1:2381
-  start containerd containerd --config "$STATE/etc/containerd.toml"
+    --initial-cluster "tombstone=http://127.0.0.1:2380" --listen-metrics-urls http://127.0.0.1:2381
   wait_for "etcd up" 60 curl -fsS http://127.0.0.1:2381/health
   start kube-apiserver "$BIN/kube-apiserver" \
-    --advertise-address="$NODE_IP" --bind-address="$NODE_IP" --secure-port=6443 \
+    --advertise-address="$API_IP" --bind-address="$API_IP" --secure-port=6443 \
     --etcd-servers=http://127.0.0.1:2379 --service-cluster-ip-range="$SERVICE_CIDR" \
     --client-ca-file="$PKI/ca.crt" --tls-cert-file="$PKI/apiserver.crt" --tls-private-key-file="$PKI/apiserver.key" \
     --kubelet-client-certificate="$PKI/apiserver-kubelet-client.crt" --kubelet-client-key="$PKI/apiserver-kubelet-client.key" \
     --kubelet-preferred-address-types=InternalIP \
+    --requestheader-client-ca-file="$PKI/front-proxy-ca.crt" --requestheader-allowed-names=front-proxy-client \
+    --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \
+    --requestheader-extra-headers-prefix=X-Remote-Extra- \
+    --proxy-client-cert-file="$PKI/front-proxy-client.crt" --proxy-client-key-file="$PKI/front-proxy-client.key" \
+    --enable-aggregator-routing=true \
     --service-account-issuer=https://kubernetes.default.svc.cluster.local \
     --service-account-key-file="$PKI/sa.pub" --service-account-signing-key-file="$PKI/sa.key" \
+    --allow-privileged=true \
     --authorization-mode=Node,RBAC --enable-admission-plugins=NodeRestriction --profiling=false
   wait_for "kube-apiserver ready" 120 api_ready
   start kube-controller-manager "$BIN/kube-controller-manager" \
@@ -260,19 +419,22 @@ up() {
     --authorization-kubeconfig="$STATE/kube-scheduler.kubeconfig" \
     --bind-address=127.0.0.1 --leader-elect=false --profiling=false
   start coredns "$BIN/coredns" -conf "$STATE/etc/Corefile"
-  wait_for "containerd up" 60 ctr --address "$SOCK" version
-  start kubelet "$BIN/kubelet" --config="$STATE/etc/kubelet.yaml" --kubeconfig="$STATE/kubelet.kubeconfig" \
-    --hostname-override="$NODE" --node-ip="$NODE_IP" --root-dir="$STATE/kubelet" --v=1
-  start kube-proxy "$BIN/kube-proxy" --config="$STATE/etc/kube-proxy.yaml"
+
+  local i name
+  for ((i = 1; i <= NODES_COUNT; i++)); do node_start "$i"; done
   images_pause
-  wait_for "node $NODE Ready" 180 node_ready
+  for ((i = 1; i <= NODES_COUNT; i++)); do
+    name=$(node_name "$i")
+    wait_for "node $name Ready" 180 node_ready "$name"
+    wait_for "$name: kube-proxy healthy" 60 in_node "$name" curl -fsS http://127.0.0.1:10256/healthz
+  done
+  label_nodes
   wait_for "cluster DNS answers" 60 getent_dns kubernetes.default.svc.cluster.local
-  wait_for "kube-proxy healthy" 60 curl -fsS http://127.0.0.1:10256/healthz
   storage
-  log "up: $K8S_VERSION, node $NODE ($NODE_IP); eval \"\$($0 env)\" to use kubectl"
+  log "up: $K8S_VERSION, $NODES_COUNT node(s) ($(tr '\n' ' ' < "$STATE/nodes")); eval \"\$($0 env)\" to use kubectl"
 }
 
-storage() {  # a StorageClass of node-local volumes and a few hostPath PVs for it
+storage() {  # a StorageClass and a few hostPath PVs for it (the host's disk, which every node sees)
   local i manifests=""
   for i in 1 2 3 4; do
     mkdir -p "$STATE/volumes/pv$i"
@@ -280,14 +442,21 @@ storage() {  # a StorageClass of node-local volumes and a few hostPath PVs for i
     manifests+=$(sed -e "s#@NAME@#tombstone-pv$i#" -e "s#@PATH@#$STATE/volumes/pv$i#" "$CONFIG/volume.yaml")
     manifests+=$'\n---\n'
   done
-  printf '%s' "$manifests" | "$BIN/kubectl" --kubeconfig "$STATE/admin.kubeconfig" apply -f "$CONFIG/storageclass.yaml" -f - >/dev/null
+  printf '%s' "$manifests" | api apply -f "$CONFIG/storageclass.yaml" -f - >/dev/null
 }
 
 # --- images ----------------------------------------------------------------------------------
 
-import_image() {  # image name
-  docker save "$1" | ctr --address "$SOCK" -n k8s.io images import - >/dev/null \
-    || die "importing $1 into the cluster failed"
+import_image() {  # image name: into every node's containerd (saved once)
+  local tar; tar=$(mktemp -p "$STATE" image.XXXXXX.tar)
+  docker save -o "$tar" "$1" || die "saving $1 failed"
+  local name pids=() failed=0 pid
+  while read -r name; do  # into the nodes side by side
+    node_ctr "$name" images import "$tar" >/dev/null & pids+=($!)
+  done < "$STATE/nodes"
+  for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
+  rm -f "$tar"
+  ((failed == 0)) || die "importing $1 into the nodes failed"
 }
 
 stand_in() {  # name, Dockerfile in k8s/cluster/images, context dir
@@ -298,8 +467,11 @@ stand_in() {  # name, Dockerfile in k8s/cluster/images, context dir
 }
 
 images_pause() {
-  local image="${IMAGE_PREFIX}pause:$IMAGE_TAG"
-  if ctr --address "$SOCK" -n k8s.io images ls -q | grep -x "docker.io/library/$image" >/dev/null; then return 0; fi
+  local image="${IMAGE_PREFIX}pause:$IMAGE_TAG" name missing=0
+  while read -r name; do
+    node_ctr "$name" images ls -q | grep -x "docker.io/library/$image" >/dev/null || missing=1
+  done < "$STATE/nodes"
+  ((missing)) || return 0
   "$ROOT/scripts/docker-daemon.sh"
   local ctx; ctx=$(mktemp -d); cp "$BIN/pause" "$ctx/"
   stand_in pause pause.Dockerfile "$ctx"
@@ -333,52 +505,109 @@ images() {
   fi
   local name t=$SECONDS
   for name in "${wanted[@]}"; do import_image "${IMAGE_PREFIX}$name:$IMAGE_TAG"; done
-  log "imported ${wanted[*]} in $((SECONDS - t))s"
+  log "imported ${wanted[*]} into $(wc -l < "$STATE/nodes") node(s) in $((SECONDS - t))s"
+}
+
+# --- add-ons ---------------------------------------------------------------------------------
+
+static_image() {  # image name, binary: a FROM-scratch image of one static binary
+  local ctx; ctx=$(mktemp -d); cp "$2" "$ctx/binary"
+  stand_in "$1" static.Dockerfile "$ctx"
+  rm -rf "$ctx"
+}
+
+addons() {  # kube-network-policies on every node and metrics-server (k8s/cluster/addons)
+  "$ROOT/scripts/docker-daemon.sh"
+  local ctx; ctx=$(mktemp -d)
+  cp "$BIN/kube-network-policies" "$CONFIG/images/netpol-start.sh" "$ctx/"
+  stand_in netpol netpol.Dockerfile "$ctx"
+  rm -rf "$ctx"
+  static_image metrics-server "$BIN/metrics-server"
+  local name
+  for name in netpol metrics-server; do import_image "${IMAGE_PREFIX}$name:$IMAGE_TAG"; done
+  api apply -f "$CONFIG/addons/" >/dev/null
+  wait_for "kube-network-policies on every node" 180 api -n kube-system rollout status daemonset/kube-network-policies --timeout=5s
+  wait_for "metrics-server ready" 180 api -n kube-system rollout status deployment/metrics-server --timeout=5s
+  wait_for "the metrics API serves every node" 180 metrics_of_every_node
+}
+
+metrics_of_every_node() {
+  (($(api get --raw /apis/metrics.k8s.io/v1beta1/nodes | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["items"]))') \
+     == $(wc -l < "$STATE/nodes")))
 }
 
 # --- teardown and status ---------------------------------------------------------------------
 
 down() {
-  local name
-  for name in kubelet kube-proxy; do stop "$name"; done
-  if [[ -S "$SOCK" ]]; then  # the pods' containers outlive the kubelet: remove them
-    local c
-    for c in $(ctr --address "$SOCK" -n k8s.io tasks ls -q 2>/dev/null); do
-      ctr --address "$SOCK" -n k8s.io tasks kill -s SIGKILL "$c" >/dev/null 2>&1 || true
-    done
-    for c in $(ctr --address "$SOCK" -n k8s.io containers ls -q 2>/dev/null); do
-      ctr --address "$SOCK" -n k8s.io tasks rm -f "$c" >/dev/null 2>&1 || true
-      ctr --address "$SOCK" -n k8s.io containers rm "$c" >/dev/null 2>&1 || true
-    done
+  local name i=0
+  if [[ -f "$STATE/nodes" ]]; then
+    while read -r name; do i=$((i + 1)); node_stop "$i"; done < "$STATE/nodes"
   fi
-  [[ -x "$BIN/kube-proxy" ]] && "$BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true
-  for name in coredns kube-scheduler kube-controller-manager kube-apiserver containerd etcd; do stop "$name"; done
-  pkill -f "containerd-shim.*-address $SOCK" 2>/dev/null || true
-  # Pod volumes and network namespaces the kubelet and CNI mounted.
+  for name in coredns kube-scheduler kube-controller-manager kube-apiserver etcd; do stop "$name"; done
+  # Pod volumes and network namespaces the kubelets and the CNI plugin mounted.
   findmnt -rno TARGET | grep -E "^($STATE|$RUN)/" | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
   local netns
-  for netns in $(ip netns list 2>/dev/null | awk '/^cni-/ {print $1}'); do ip netns delete "$netns" 2>/dev/null || true; done
-  ip link delete cni0 2>/dev/null || true
-  ip addr del "$NODE_IP/32" dev lo 2>/dev/null || true
+  for netns in $(ip netns list 2>/dev/null | awk '/^cni-/ {print $1}'); do
+    # only those whose pod is gone (another cluster's pods on this machine keep theirs)
+    [[ -z "$(ip netns pids "$netns" 2>/dev/null)" ]] && ip netns delete "$netns" 2>/dev/null || true
+  done
+  i=0
+  if [[ -f "$STATE/nodes" ]]; then
+    while read -r name; do
+      i=$((i + 1))
+      ip link delete "$(node_link "$i")" 2>/dev/null || true
+      ip netns delete "$name" 2>/dev/null || true
+      cgroup_remove "$name"
+    done < "$STATE/nodes"
+  fi
+  local rule
+  for rule in "${FORWARD_RULES[@]}"; do
+    # shellcheck disable=SC2086
+    iptables -D FORWARD $rule 2>/dev/null || true
+  done
+  ip link delete "$BRIDGE" 2>/dev/null || true
   rm -rf "$STATE" "$RUN"
   log "down: processes stopped, state deleted (builds in .cache/bin kept)"
 }
 
+node_verb() {  # stop|start, node name
+  [[ -f "$STATE/nodes" ]] || die "no cluster (scripts/cluster.sh up)"
+  [[ -n "${2:-}" ]] || die "which node? ($(tr '\n' ' ' < "$STATE/nodes"))"
+  local i; i=$(node_index "$2")
+  if [[ $1 == stop ]]; then
+    node_stop "$i"
+    log "$2 stopped: its containers are gone and its link is down; the control plane sees it NotReady after the node monitor's grace period"
+  else
+    node_start "$i"
+    wait_for "node $2 Ready" 180 node_ready "$2"
+  fi
+}
+
 status() {
-  local name
-  for name in "${COMPONENTS[@]}"; do
-    if running "$name"; then printf '%-24s running (pid %s)\n' "$name" "$(cat "$(pidfile "$name")")"
-    else printf '%-24s stopped\n' "$name"; fi
+  local name component
+  for name in "${CONTROL_PLANE[@]}"; do
+    if running "$name"; then printf '%-40s running (pid %s)\n' "$name" "$(cat "$(pidfile "$name")")"
+    else printf '%-40s stopped\n' "$name"; fi
   done
-  [[ -f "$STATE/admin.kubeconfig" ]] && "$BIN/kubectl" --kubeconfig "$STATE/admin.kubeconfig" get nodes -o wide 2>/dev/null || true
+  while read -r name; do
+    for component in "${NODE_COMPONENTS[@]}"; do
+      if running "$name.$component"; then printf '%-40s running (pid %s)\n' "$name.$component" "$(cat "$(pidfile "$name.$component")")"
+      else printf '%-40s stopped\n' "$name.$component"; fi
+    done
+  done < <(nodes)
+  [[ -f "$STATE/admin.kubeconfig" ]] && api get nodes -o wide 2>/dev/null || true
 }
 
 case "${1:-}" in
   up) up ;;
   images) images ;;
+  addons) addons ;;
   down) down ;;
   status) status ;;
   build) build ;;
+  nodes) nodes ;;
+  node-stop) node_verb stop "${2:-}" ;;
+  node-start) node_verb start "${2:-}" ;;
   env) echo "export KUBECONFIG=$STATE/admin.kubeconfig PATH=$BIN:\$PATH" ;;
-  *) sed -n '2,9p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,18p' "$0" >&2; exit 2 ;;
 esac

@@ -24,7 +24,7 @@ from tests.chart.custom_resources import SCHEMAS, validate_custom_resource
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "tombstone-pipeline"
 # Every values file of the chart: "default" and the part after "values-" of the others, and the
-# single-node cluster's (k8s/cluster/values.yaml, `make cluster-up`).
+# cluster's of `make cluster-up` (k8s/cluster/values.yaml).
 VALUES = {"default": CHART / "values.yaml"} | {
     path.stem.removeprefix("values-"): path for path in sorted(CHART.glob("values-*.yaml"))
 } | {"cluster": ROOT / "k8s" / "cluster" / "values.yaml"}

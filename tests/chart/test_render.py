@@ -66,8 +66,10 @@ EXPECTED_KINDS = {
     # No Redpanda: no StatefulSet, and its NetworkPolicy goes with it.
     "external-kafka": {"StatefulSet": 0, "Deployment": 4, "NetworkPolicy": 3},
     "keda": {"ScaledObject": 1, "HorizontalPodAutoscaler": 0, "PodDisruptionBudget": 1},
-    # The single-node cluster: Kafka stands in for Redpanda beside the chart, one processor.
-    "cluster": {"StatefulSet": 0, "Deployment": 3, "CronJob": 1, "PersistentVolumeClaim": 1, "PodDisruptionBudget": 0},
+    # The cluster of `make cluster-up`: Kafka stands in for Redpanda beside the chart (with a
+    # policy of its own, k8s/cluster/kafka.yaml), one processor, policies on.
+    "cluster": {"StatefulSet": 0, "Deployment": 3, "CronJob": 1, "PersistentVolumeClaim": 1, "PodDisruptionBudget": 0,
+                "NetworkPolicy": 3},
 }
 
 

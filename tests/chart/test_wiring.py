@@ -451,6 +451,13 @@ def test_pdb_follows_the_autoscaler_minimum() -> None:
     assert hpa["spec"]["scaleTargetRef"]["name"] == workload(docs, "processor").name
 
 
+def test_autoscaler_behavior_is_passed_through() -> None:
+    base = ["processor.autoscaling.enabled=true"]
+    assert "behavior" not in one(render("default", sets=base), "HorizontalPodAutoscaler")["spec"]
+    docs = render("default", sets=[*base, "processor.autoscaling.behavior.scaleDown.stabilizationWindowSeconds=30"])
+    assert one(docs, "HorizontalPodAutoscaler")["spec"]["behavior"] == {"scaleDown": {"stabilizationWindowSeconds": 30}}
+
+
 @pytest.mark.parametrize("grace", ["20", "45.5", "1", "120"])
 def test_termination_grace_exceeds_the_drain(grace: str) -> None:
     docs = render("default", sets=[f"json:processor.shutdownGraceSeconds={grace}"])

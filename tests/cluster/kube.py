@@ -1,4 +1,4 @@
-"""Talking to the single-node cluster (`make cluster-up`) the way a user does: kubectl and helm."""
+"""Talking to the cluster of `make cluster-up` the way a user does: kubectl and helm."""
 
 from __future__ import annotations
 
@@ -35,11 +35,12 @@ class Kube:
     def env(self) -> dict[str, str]:
         return {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
 
-    def run(self, tool: str, *args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
+    def run(self, tool: str, *args: str, timeout: float = 120, check: bool = True,
+            input: str | None = None) -> subprocess.CompletedProcess:
         binary = _tool("kubectl", "KUBECTL") if tool == "kubectl" else _tool("helm", "HELM")
         result = subprocess.run(
             [binary, "--namespace", self.namespace, *args],
-            env=self.env, capture_output=True, text=True, timeout=timeout,
+            env=self.env, capture_output=True, text=True, timeout=timeout, input=input,
         )
         if check and result.returncode != 0:
             raise CommandFailed(f"{tool} {' '.join(args)} exited {result.returncode}:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
@@ -71,6 +72,57 @@ class Kube:
 def pod_ready(pod: dict) -> bool:
     conditions = {c["type"]: c["status"] for c in pod.get("status", {}).get("conditions", [])}
     return pod.get("status", {}).get("phase") == "Running" and conditions.get("Ready") == "True"
+
+
+# Connects to each (name, host, port) from inside a pod: "open", "refused" (a reset: nothing
+# listens, nothing filters) or "dropped" (no answer: a NetworkPolicy drops the packets).
+PROBE = """
+import json, socket, sys
+result = {}
+for name, host, port in json.loads(sys.argv[1]):
+    s = socket.socket()
+    s.settimeout(float(sys.argv[2]))
+    try:
+        s.connect((host, port))
+        result[name] = "open"
+    except ConnectionRefusedError:
+        result[name] = "refused"
+    except (socket.timeout, TimeoutError):
+        result[name] = "dropped"
+    except OSError as exc:
+        result[name] = f"error: {exc}"
+    finally:
+        s.close()
+print(json.dumps(result))
+"""
+
+
+def probe_connections(kube: Kube, pod: str, labels: dict[str, str], targets: list[tuple[str, str, int]],
+                      image: str, timeout: float = 4) -> dict[str, str]:
+    """Runs PROBE in a pod of ``kube.namespace`` carrying ``labels`` (what NetworkPolicies select
+    on) and returns its verdict per target name."""
+    manifest = {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": pod, "labels": labels},
+        "spec": {
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": False,
+            "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{
+                "name": "probe", "image": image, "imagePullPolicy": "Never",
+                "args": ["python", "-c", PROBE, json.dumps(targets), str(timeout)],
+                "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                                    "capabilities": {"drop": ["ALL"]}},
+            }],
+        },
+    }
+    kube.run("kubectl", "apply", "-f", "-", input=json.dumps(manifest))
+    try:
+        wait_for(lambda: kube.json("get", "pod", pod)["status"].get("phase") in ("Succeeded", "Failed"),
+                 60 + timeout * len(targets), f"probe pod {pod} done")
+        return json.loads(kube.kubectl("logs", pod).strip().splitlines()[-1])
+    finally:
+        kube.run("kubectl", "delete", "pod", pod, "--wait=false", check=False)
 
 
 def metric_value(text: str, name: str) -> float | None:

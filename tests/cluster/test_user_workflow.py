@@ -1,6 +1,7 @@
 """What a user does with the chart, on a real cluster, step by step (each step a test, in order):
-install, produce from the CronJob, scale, kill a processor, restart them all, read the traces,
-check the pods' security, uninstall. The steps share one release (conftest.release)."""
+install, check the pods' security and that the NetworkPolicies hold, produce from the CronJob,
+scale over the nodes, kill a processor, restart them all, read the traces, uninstall. The steps
+share one release (conftest.release)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.cluster.kube import CLUSTER_CONFIG, Kube, metric_value, pod_ready, wait_for
+from tests.cluster.kube import CLUSTER_CONFIG, Kube, metric_value, pod_ready, probe_connections, wait_for
 from tests.support.faults import Kill, judge
 
 pytestmark = pytest.mark.cluster
@@ -126,6 +127,43 @@ def test_pods_run_under_the_charts_security_contexts(release):
     assert write.returncode != 0 and "Read-only file system" in write.stderr
 
 
+def test_network_policies_admit_the_pipeline_and_refuse_other_namespaces(release):
+    """With networkPolicy.enabled (k8s/cluster/values.yaml) and an enforcer on every node: a pod
+    with the processor's labels reaches the broker and the Resonate server from the release's
+    namespace, and the same pod in another namespace is dropped by both; the processor's HTTP
+    port (health, metrics) is open to every namespace, its other ports to none."""
+    kube, name, durable, _ = release
+    processor = next(p for p in processors(kube) if pod_ready(p))
+    labels = {k: v for k, v in processor["metadata"]["labels"].items()
+              if k in ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/component")}
+    image = next(c["image"] for c in processor["spec"]["containers"] if c["name"] == "processor")
+    kafka = kube.json("get", "service", "kafka")["spec"]["clusterIP"]
+    api = Kube("default").json("get", "service", "kubernetes")["spec"]["clusterIP"]
+    targets = [("broker", kafka, 9092), ("processor-http", processor["status"]["podIP"], PROCESSOR_PORT),
+               ("processor-other-port", processor["status"]["podIP"], 9999), ("api", api, 443)]
+    expected_inside = {"broker": "open", "processor-http": "open", "processor-other-port": "dropped", "api": "open"}
+    expected_outside = {"broker": "dropped", "processor-http": "open", "processor-other-port": "dropped", "api": "open"}
+    if durable:
+        (server,) = kube.items("services", "app.kubernetes.io/component=resonate")
+        ports = {p["name"]: p["port"] for p in server["spec"]["ports"]}
+        ip = server["spec"]["clusterIP"]
+        targets += [("server", ip, ports["http"]), ("server-metrics", ip, ports["metrics"])]
+        expected_inside |= {"server": "open", "server-metrics": "open"}
+        expected_outside |= {"server": "dropped", "server-metrics": "open"}
+
+    inside = probe_connections(kube, "probe-inside", labels, targets, image)
+    other = Kube(f"{kube.namespace}-other")
+    other.run("kubectl", "create", "namespace", other.namespace)
+    try:
+        outside = probe_connections(other, "probe-outside", labels, targets, image)
+    finally:
+        other.run("kubectl", "delete", "namespace", other.namespace, "--wait=false", check=False)
+    print(f"from {kube.namespace} (processor's labels): {inside}")
+    print(f"from {other.namespace} (same labels):  {outside}")
+    assert inside == expected_inside
+    assert outside == expected_outside
+
+
 def test_scaling_to_three_processors_while_work_is_in_flight(release, scenario):
     kube, name, _, _ = release
     cronjob = component_name(kube, "cronjobs", "producer")
@@ -152,7 +190,15 @@ def test_scaling_to_three_processors_while_work_is_in_flight(release, scenario):
 
     assigned = wait_for(all_six_shared_by_three, 180, "three processors sharing the 6 partitions")
     print(f"partitions assigned after scaling: {assigned}")
+    print(kube.kubectl("get", "nodes", "-o", "wide"))
     print(kube.kubectl("get", "pods", "-o", "wide"))
+    # The chart spreads processors over nodes (topologySpreadConstraints on the hostname): with
+    # two or more nodes that take workloads, the three do not share one.
+    schedulable = [n["metadata"]["name"] for n in kube.json("get", "nodes")["items"]
+                   if not any(t["effect"] == "NoSchedule" for t in n["spec"].get("taints", []))]
+    placed = {p["spec"]["nodeName"] for p in processors(kube)}
+    if len(schedulable) > 1:
+        assert len(placed) > 1, f"three processors on {placed}, nodes that take workloads: {schedulable}"
 
 
 def test_a_killed_processor_and_a_rolling_restart_lose_nothing(release, scenario):

@@ -1,0 +1,185 @@
+"""Scenarios that need more than one node (`make cluster-up` with CLUSTER_NODES >= 3: a control
+plane and two workers): processors spread over the workers, `kubectl drain` of the worker with
+the most processors under the chart's PodDisruptionBudget, and the loss of a worker
+(`scripts/cluster.sh node-stop`: its containers and its network gone). Each produces tombstones
+first, and every one of them must reach `processed`; the delays are printed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+from devstack.resonate import server_binary
+from tests.cluster.kube import CHART, CLUSTER_CONFIG, CLUSTER_STATE, REPO, Kube, pod_ready, wait_for
+from tests.cluster.test_user_workflow import SCENARIO_VALUES, component_name, processors, read_processed
+
+pytestmark = pytest.mark.cluster
+
+NODES_VALUES = Path(__file__).with_name("nodes-values.yaml")
+CLUSTER = REPO / "scripts" / "cluster.sh"
+CONTROL_PLANE = "node-role.kubernetes.io/control-plane"
+
+
+def node_names() -> list[str]:
+    nodes = CLUSTER_STATE / "nodes"
+    return nodes.read_text().split() if nodes.exists() else []
+
+
+@pytest.fixture(scope="module")
+def spread():
+    """The chart installed with nodes-values.yaml in a namespace of its own; the broker stand-in
+    on the control-plane node too. Yields (Kube, durable)."""
+    if len(node_names()) < 3:
+        pytest.skip("needs a control plane and two workers (make cluster-up CLUSTER_NODES=3)")
+    namespace = f"tombstone-nodes-{uuid.uuid4().hex[:6]}"
+    kube = Kube(namespace)
+    durable = server_binary() is not None
+    kube.run("kubectl", "create", "namespace", namespace)
+    try:
+        # placed before it starts: a broker moved later would come back empty (an emptyDir)
+        broker = list(yaml.safe_load_all((CLUSTER_CONFIG / "kafka.yaml").read_text()))
+        for doc in broker:
+            if doc["kind"] == "Deployment":
+                doc["spec"]["template"]["spec"] |= {
+                    "nodeSelector": {CONTROL_PLANE: ""},
+                    "tolerations": [{"key": CONTROL_PLANE, "operator": "Exists", "effect": "NoSchedule"}]}
+        kube.run("kubectl", "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": broker}))
+        mode = [] if durable else ["--set", "resonate.enabled=false", "--set", "resonate.localMode=true"]
+        started = time.monotonic()
+        kube.helm("install", "tombstone", str(CHART), "--values", str(CLUSTER_CONFIG / "values.yaml"),
+                  "--values", str(SCENARIO_VALUES), "--values", str(NODES_VALUES), *mode,
+                  "--wait", "--timeout", "10m")
+        print(f"\nnodes scenarios: namespace {namespace}, {'DURABLE' if durable else 'LOCAL'} mode, "
+              f"helm install --wait: {time.monotonic() - started:.0f}s")
+        yield kube, durable
+    finally:
+        for node in node_names():
+            kube.run("kubectl", "uncordon", node, check=False)
+        kube.run("helm", "uninstall", "tombstone", "--wait", check=False)
+        kube.run("kubectl", "delete", "namespace", namespace, "--wait=false", check=False)
+
+
+def placement(kube: Kube) -> Counter:
+    return Counter(p["spec"].get("nodeName") for p in processors(kube) if pod_ready(p))
+
+
+def workers(kube: Kube) -> list[str]:
+    return [n["metadata"]["name"] for n in kube.json("get", "nodes")["items"]
+            if CONTROL_PLANE not in n["metadata"]["labels"]]
+
+
+def show(kube: Kube, title: str) -> None:
+    print(f"--- {title}")
+    print(kube.kubectl("get", "nodes", "-o", "wide"))
+    print(kube.kubectl("get", "pods", "-o", "wide"))
+
+
+def produce(kube: Kube, tag: str) -> list[str]:
+    cronjob = component_name(kube, "cronjobs", "producer")
+    job = f"{cronjob}-{tag}"
+    kube.kubectl("create", "job", job, f"--from=cronjob/{cronjob}")
+    wait_for(lambda: kube.json("get", "job", job)["status"].get("succeeded"), 180, f"producer Job {job} done")
+    ids = [line for line in kube.kubectl("logs", f"job/{job}").splitlines()
+           if line and " " not in line and not line.startswith("{")]
+    assert ids
+    return ids
+
+
+def all_processed(kube: Kube, ids: list[str], deadline: float, what: str) -> float:
+    """Waits until every id has a `processed` record; returns when that was (monotonic)."""
+    wanted = set(ids)
+    # (read inside a ready processor: while processors move, none may be ready for a while)
+    records = wait_for(lambda: any(pod_ready(p) for p in processors(kube)) and (r := read_processed(kube))
+                       and wanted <= {x["key"] for x in r} and r, deadline, what, every=5)
+    counts = Counter(r["key"] for r in records if r["key"] in wanted)
+    print(f"processed: {len(counts)} of {len(wanted)} tombstones, {sum(counts.values()) - len(counts)} duplicate records")
+    return time.monotonic()
+
+
+def node_ready(kube: Kube, node: str) -> bool:
+    conditions = kube.json("get", "node", node)["status"]["conditions"]
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+def busy_worker(kube: Kube) -> str:
+    placed = placement(kube)
+    return max(workers(kube), key=lambda n: placed.get(n, 0))
+
+
+def test_processors_spread_over_the_workers(spread):
+    kube, _ = spread
+    placed = wait_for(lambda: (p := placement(kube)) and sum(p.values()) == 3 and p, 120, "three processors ready")
+    show(kube, "after install (topology spread: DoNotSchedule over the hostname)")
+    print(f"processors per node: {dict(placed)}")
+    assert set(placed) == set(workers(kube)), placed
+    assert max(placed.values()) - min(placed.values()) <= 1
+
+
+def test_drain_waits_for_the_budget_and_loses_nothing(spread):
+    kube, _ = spread
+    ids = produce(kube, "drain")
+    node = busy_worker(kube)
+    on_node = placement(kube)[node]
+    budget = kube.json("get", "pdb", component_name(kube, "pdb", "processor"))["spec"]
+    lowest = [3]
+    done = threading.Event()
+
+    def watch_ready():  # the fewest ready processors at any moment of the drain
+        while not done.is_set():
+            lowest[0] = min(lowest[0], sum(placement(kube).values()))
+            done.wait(0.5)
+
+    watcher = threading.Thread(target=watch_ready, daemon=True)
+    watcher.start()
+    started = time.monotonic()
+    drain = kube.run("kubectl", "drain", node, "--ignore-daemonsets", "--delete-emptydir-data",
+                     "--timeout=300s", timeout=330)
+    drained = time.monotonic()
+    done.set()
+    watcher.join()
+    waits = sum("disruption budget" in line for line in (drain.stdout + drain.stderr).splitlines())
+    show(kube, f"after kubectl drain {node}")
+    print(f"drain of {node} ({on_node} processors, budget {budget}): {drained - started:.0f}s, "
+          f"{waits} evictions refused by the budget and retried, fewest ready processors: {lowest[0]}")
+    assert lowest[0] >= 3 - budget["maxUnavailable"], "the drain took the group below its budget"
+    if on_node > 1:
+        assert waits > 0, "the second eviction waited for the budget"
+    assert node not in placement(kube)
+    finished = all_processed(kube, ids, 600, f"{len(ids)} tombstones processed after the drain")
+    print(f"resume: every tombstone processed {finished - drained:.0f}s after the drain returned")
+    kube.kubectl("uncordon", node)
+
+
+def test_losing_a_worker_loses_nothing(spread):
+    kube, _ = spread
+    # back to one processor per worker at least, after the drain: restart spreads them again
+    deployment = component_name(kube, "deployments", "processor")
+    kube.kubectl("rollout", "restart", f"deployment/{deployment}")
+    kube.kubectl("rollout", "status", f"deployment/{deployment}", "--timeout=5m", timeout=330)
+    wait_for(lambda: len(placement(kube)) == 2, 120, "processors on both workers")
+    ids = produce(kube, "loss")
+    node = busy_worker(kube)
+    lost = placement(kube)[node]
+    stopped = time.monotonic()
+    subprocess.run([str(CLUSTER), "node-stop", node], check=True, timeout=120)
+    try:
+        wait_for(lambda: not node_ready(kube, node), 180, f"{node} NotReady")
+        not_ready = time.monotonic()
+        wait_for(lambda: sum(placement(kube).values()) == 3 and node not in placement(kube), 300,
+                 "three processors ready again, none on the lost node")
+        replaced = time.monotonic()
+        show(kube, f"after {node} was stopped")
+        finished = all_processed(kube, ids, 900, f"{len(ids)} tombstones processed after losing {node}")
+        print(f"loss of {node} ({lost} processors): NotReady after {not_ready - stopped:.0f}s, "
+              f"replacements ready after {replaced - stopped:.0f}s, every tombstone processed after {finished - stopped:.0f}s")
+    finally:
+        subprocess.run([str(CLUSTER), "node-start", node], check=False, timeout=300)
+    wait_for(lambda: node_ready(kube, node), 180, f"{node} Ready again")
