@@ -11,15 +11,14 @@ from resonate.error import PlatformError, ServerError
 
 from tests.unit.fakes import FakeConsumer, FakeResonate, RecordingPublisher, RefusingPublisher, dead_letters_via
 from tests.unit.test_intake import intake_running, until
-from tests.unit.test_workflow import job, make_settings
+from tests.unit.test_workflow import job, make_settings, run
 from tombstone_common import kafka
 from tombstone_common.kafka import DeliveryFailed
 from tombstone_common.messages import DeadLetterHeader, SourcePosition
-from tombstone_processor.app import build_resonate
 from tombstone_processor.dead_letters import DeadLetter
 from tombstone_processor.http import HealthServer
 from tombstone_processor.state import ProcessorState
-from tombstone_processor.workflow import Dependencies, RetryBackoff, cleanup_tombstone
+from tombstone_processor.workflow import Dependencies, RetryBackoff
 
 
 @pytest.mark.parametrize("code,transient", [
@@ -134,18 +133,11 @@ async def test_a_readiness_check_that_raises_is_a_failed_check_not_a_frozen_prob
     assert "check failed: RuntimeError: boom" in health._problems["broker"]
 
 
-async def run_workflow(settings, publisher, work):
-    resonate = build_resonate(settings, publisher, dead_letters_via(publisher))
-    try:
-        return await resonate.run(work.id, cleanup_tombstone, work).result()
-    finally:
-        await resonate.stop()
-
-
 async def test_a_processed_record_the_broker_refuses_dead_letters_the_tombstone_at_once(tmp_path):
     publisher = RefusingPublisher(refuse_processed=True)
     publisher.refusing = False  # the DLQ accepts
-    outcome = await run_workflow(make_settings(tmp_path, delete_error_rate=0), publisher, job("big", batches=2))
+    settings = make_settings(tmp_path, delete_error_rate=0)
+    (outcome,), _ = await run(settings, job("big", batches=2), recorder=publisher)
     assert outcome.status == "dead-lettered" and publisher.records == []
     ((_, _, headers),) = publisher.dead_letters
     assert headers[DeadLetterHeader.ERROR_CLASS] == b"PublishRefused"
@@ -156,9 +148,8 @@ async def test_a_publish_that_stays_transient_past_its_retry_time_dead_letters(t
     publisher = RefusingPublisher(KafkaError(KafkaError._MSG_TIMED_OUT), refuse_processed=True)
     publisher.refusing = False
     monkeypatch.setattr(RetryBackoff, "lasting", classmethod(lambda cls, s: cls(initial=0, maximum=0, attempts=3)))
-    outcome = await run_workflow(
-        make_settings(tmp_path, delete_error_rate=0, processor_publish_retry_seconds=1), publisher, job("slow", batches=1)
-    )
+    settings = make_settings(tmp_path, delete_error_rate=0, processor_publish_retry_seconds=1)
+    (outcome,), _ = await run(settings, job("slow", batches=1), recorder=publisher)
     assert outcome.status == "dead-lettered"
     ((_, _, headers),) = publisher.dead_letters
     assert headers[DeadLetterHeader.ERROR_CLASS] == b"PublishFailed"
@@ -174,7 +165,7 @@ async def test_a_failure_of_the_workflow_itself_dead_letters_its_tombstone(tmp_p
     monkeypatch.setattr(Context, "sleep", broken_sleep)
     publisher = RecordingPublisher()
     settings = make_settings(tmp_path, delete_error_rate=0, delete_batch_interval_seconds=1)
-    outcome = await run_workflow(settings, publisher, job("bug", batches=2))
+    (outcome,), _ = await run(settings, job("bug", batches=2), recorder=publisher)
     assert (outcome.status, outcome.batches) == ("dead-lettered", 1)
     ((_, _, headers),) = publisher.dead_letters
     assert headers[DeadLetterHeader.ERROR_CLASS] == b"ValueError"

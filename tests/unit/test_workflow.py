@@ -45,8 +45,10 @@ def ledger(tmp_path):
     return [json.loads(line) for line in (tmp_path / "ledger.jsonl").read_text().splitlines()]
 
 
-async def run(settings, *jobs):
-    recorder = Recorder()
+async def run(settings, *jobs, recorder=None):
+    """Run ``jobs`` through the real workflow in Resonate's in-process mode; the publisher is a
+    fresh Recorder unless one is given."""
+    recorder = recorder if recorder is not None else Recorder()
     resonate = build_resonate(settings, recorder, dead_letters_via(recorder))
     try:
         outcomes = [await resonate.run(j.id, cleanup_tombstone, j).result() for j in jobs]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
 from tombstone_common.kafka import wait_for_broker
 from tombstone_common.messages import Tombstone
@@ -44,8 +45,6 @@ def send_tombstones(
 def set_topic_config(bootstrap: str, topic: str, **configs: str) -> None:
     """Change a topic's configuration (``max_message_bytes="500"`` → ``max.message.bytes``) as an
     operator would with ``kafka-configs --alter``; returns once the broker applied it."""
-    from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
-
     entries = [
         ConfigEntry(name.replace("_", "."), value, incremental_operation=AlterConfigOpType.SET)
         for name, value in configs.items()
