@@ -56,8 +56,9 @@ EXPECTED_KINDS = {
     },
     "kind": {"Deployment": 4, "PodDisruptionBudget": 1, "NetworkPolicy": 0},
     # Resonate on the chart's PostgreSQL (a second StatefulSet, its claim a volumeClaimTemplate).
+    # Three brokers (a PodDisruptionBudget of their own beside the processors').
     "full": {
-        "StatefulSet": 2, "Deployment": 4, "PodDisruptionBudget": 1, "HorizontalPodAutoscaler": 1,
+        "StatefulSet": 2, "Deployment": 4, "PodDisruptionBudget": 2, "HorizontalPodAutoscaler": 1,
         "NetworkPolicy": 5, "PersistentVolumeClaim": 0, "Ingress": 2, "ServiceMonitor": 2,
         "PrometheusRule": 1, "ScaledObject": 0, "Secret": 0,
     },

@@ -12,10 +12,14 @@ import pytest
 import yaml
 
 from tests.chart.manifests import (
+    NAMESPACE,
     VALUES,
+    RenderError,
     component,
     env_of,
+    env_values,
     find,
+    main_container,
     one,
     pod_template,
     render,
@@ -489,3 +493,65 @@ def test_keda_scales_the_processor_on_lag_of_its_group() -> None:
     assert trigger["metadata"]["topic"] == env["TOPIC_TOMBSTONES"]["value"]
     assert trigger["metadata"]["lagThreshold"] == "50"
     assert not find(docs, "HorizontalPodAutoscaler")
+
+
+def redpanda_args(docs) -> list[str]:
+    return main_container(workload(docs, "redpanda"))["args"]
+
+
+def topic_env(docs) -> dict[str, str]:
+    return env_values(main_container(workload(docs, "topic-init")))
+
+
+def test_one_broker_by_default_with_one_replica_per_partition() -> None:
+    docs = render("default")
+    assert workload(docs, "redpanda").manifest["spec"]["replicas"] == 1
+    assert not any(arg.startswith("--seeds") for arg in redpanda_args(docs))
+    assert [p["metadata"]["name"] for p in find(docs, "PodDisruptionBudget")] == [workload(docs, "processor").name]
+    env = topic_env(docs)
+    assert env["TOPIC_REPLICATION_FACTOR"] == "1" and "TOPIC_MIN_INSYNC_REPLICAS" not in env
+
+
+def test_three_brokers_form_one_replicated_cluster_spread_over_nodes() -> None:
+    docs = render("default", sets=["redpanda.replicas=3"])
+    redpanda = workload(docs, "redpanda")
+    assert redpanda.manifest["spec"]["replicas"] == 3
+    # every broker a seed, by its stable name behind the headless Service
+    seeds = next(a for a in redpanda_args(docs) if a.startswith("--seeds=")).removeprefix("--seeds=").split(",")
+    assert seeds == [f"{redpanda.name}-{i}.{redpanda.name}.{NAMESPACE}.svc:33145" for i in range(3)]
+    assert "redpanda.empty_seed_starts_cluster=false" in redpanda_args(docs)
+    selector = redpanda.manifest["spec"]["selector"]["matchLabels"]
+    (spread,) = redpanda.spec["topologySpreadConstraints"]
+    assert spread["topologyKey"] == "kubernetes.io/hostname" and spread["labelSelector"]["matchLabels"] == selector
+    # a drain takes one broker at a time
+    (pdb,) = [p for p in find(docs, "PodDisruptionBudget") if p["spec"]["selector"]["matchLabels"] == selector]
+    assert pdb["spec"]["maxUnavailable"] == 1
+    # the topics follow: 3 replicas, an acknowledged record on at least 2 of them
+    env = topic_env(docs)
+    assert (env["TOPIC_REPLICATION_FACTOR"], env["TOPIC_MIN_INSYNC_REPLICAS"]) == ("3", "2")
+
+
+def test_replication_values_win_over_the_defaults() -> None:
+    env = topic_env(render("default", sets=["redpanda.replicas=5", "topics.replicationFactor=5",
+                                            "topics.minInsyncReplicas=3"]))
+    assert (env["TOPIC_REPLICATION_FACTOR"], env["TOPIC_MIN_INSYNC_REPLICAS"]) == ("5", "3")
+    # an external broker: the chart cannot know its size, so the values are taken as they are
+    env = topic_env(render("external-kafka", sets=["topics.replicationFactor=3"]))
+    assert (env["TOPIC_REPLICATION_FACTOR"], env["TOPIC_MIN_INSYNC_REPLICAS"]) == ("3", "2")
+
+
+def test_own_spread_constraints_replace_the_brokers_default() -> None:
+    own = {"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "DoNotSchedule",
+           "labelSelector": {"matchLabels": {"example": "x"}}}
+    docs = render("default", sets=["redpanda.replicas=3", f"json:redpanda.topologySpreadConstraints={json.dumps([own])}"])
+    assert workload(docs, "redpanda").spec["topologySpreadConstraints"] == [own]
+
+
+@pytest.mark.parametrize("sets, message", [
+    (["topics.replicationFactor=3"], r"topics.replicationFactor \(3\) exceeds redpanda.replicas \(1\)"),
+    (["redpanda.replicas=3", "topics.minInsyncReplicas=4"], r"topics.minInsyncReplicas \(4\) exceeds the replication factor \(3\)"),
+    (["redpanda.replicas=0"], "replicas"),
+])
+def test_replication_beyond_the_brokers_fails_to_render(sets, message) -> None:
+    with pytest.raises(RenderError, match=message):
+        render("default", sets=sets)

@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource
 
 from devstack.procs import free_port, http_get, wait_until
 from harness.kafka import read_until
@@ -59,6 +60,19 @@ def test_setup_topics_is_idempotent(kafka, names, tmp_path):
     second = run(["setup-topics"], env, tmp_path)
     assert second.returncode == 0, second.stderr
     assert second.stdout.count("exists ") == 3
+
+
+def test_setup_topics_sets_min_insync_replicas_on_every_topic(kafka, names, tmp_path):
+    env = {"KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap, "TOPIC_PARTITIONS": "1",
+           "TOPIC_MIN_INSYNC_REPLICAS": "1", **names}
+    result = run(["setup-topics"], env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
+    resources = [ConfigResource(ConfigResource.Type.TOPIC, names[n]) for n in ("TOPIC_TOMBSTONES", "TOPIC_PROCESSED", "TOPIC_DLQ")]
+    for resource, future in admin.describe_configs(resources).items():
+        entry = future.result(30)["min.insync.replicas"]
+        # set on the topic by setup-topics, not inherited from the broker's default
+        assert entry.source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value and entry.value == "1", resource
 
 
 def test_setup_topics_gives_up_on_a_missing_broker_with_a_clear_error(tmp_path):

@@ -152,6 +152,40 @@ imagePullSecrets:
 {{- list "sh" "-c" "curl --silent --fail --max-time 4 http://127.0.0.1:9644/v1/status/ready | grep -q '\"ready\"'" | toJson -}}
 {{- end -}}
 
+{{/* Every broker's RPC address, comma-separated (the seeds of a multi-broker Redpanda). */}}
+{{- define "tombstone-pipeline.redpandaSeeds" -}}
+{{- $name := include "tombstone-pipeline.redpandaName" . -}}
+{{- $seeds := list -}}
+{{- range $i := until (int .Values.redpanda.replicas) -}}
+{{- $seeds = append $seeds (printf "%s-%d.%s.%s.svc:33145" $name $i $name $.Release.Namespace) -}}
+{{- end -}}
+{{- join "," $seeds -}}
+{{- end -}}
+
+{{/* topics.replicationFactor, or its default: 3 on the chart's Redpanda of 3+ brokers, else 1. */}}
+{{- define "tombstone-pipeline.replicationFactor" -}}
+{{- $t := .Values.topics -}}
+{{- if not (kindIs "invalid" $t.replicationFactor) -}}
+{{- int $t.replicationFactor -}}
+{{- else if and .Values.redpanda.enabled (ge (int .Values.redpanda.replicas) 3) -}}
+3
+{{- else -}}
+1
+{{- end -}}
+{{- end -}}
+
+{{/* topics.minInsyncReplicas, or its default: replicationFactor - 1 from 3 replicas up; empty =
+     the broker's default. */}}
+{{- define "tombstone-pipeline.minInsyncReplicas" -}}
+{{- $t := .Values.topics -}}
+{{- $rf := int (include "tombstone-pipeline.replicationFactor" .) -}}
+{{- if not (kindIs "invalid" $t.minInsyncReplicas) -}}
+{{- int $t.minInsyncReplicas -}}
+{{- else if ge $rf 3 -}}
+{{- sub $rf 1 -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "tombstone-pipeline.bootstrapServers" -}}
 {{- if .Values.kafka.bootstrapServers -}}
 {{- .Values.kafka.bootstrapServers -}}
@@ -269,7 +303,11 @@ imagePullSecrets:
 - name: TOPIC_PARTITIONS
   value: {{ .ctx.Values.topics.partitions | quote }}
 - name: TOPIC_REPLICATION_FACTOR
-  value: {{ .ctx.Values.topics.replicationFactor | quote }}
+  value: {{ include "tombstone-pipeline.replicationFactor" .ctx | quote }}
+{{- with include "tombstone-pipeline.minInsyncReplicas" .ctx }}
+- name: TOPIC_MIN_INSYNC_REPLICAS
+  value: {{ . | quote }}
+{{- end }}
 - name: BROKER_WAIT_SECONDS
   value: {{ .ctx.Values.topicInit.brokerWaitSeconds | quote }}
 {{- with .ctx.Values.topicInit.extraEnv }}
@@ -305,6 +343,15 @@ imagePullSecrets:
 {{- end -}}
 {{- if and .Values.postgresql.enabled (or (ne $storage.type "postgres") $storage.postgres.existingSecret $storage.postgres.host) -}}
 {{- fail "postgresql.enabled runs a database for the Resonate server: set resonate.storage.type=postgres and leave resonate.storage.postgres.existingSecret and host empty" -}}
+{{- end -}}
+{{- $rf := int (include "tombstone-pipeline.replicationFactor" .) -}}
+{{- if and .Values.redpanda.enabled (not .Values.kafka.bootstrapServers) (gt $rf (int .Values.redpanda.replicas)) -}}
+{{- fail (printf "topics.replicationFactor (%d) exceeds redpanda.replicas (%d): the broker would refuse to create the topics" $rf (int .Values.redpanda.replicas)) -}}
+{{- end -}}
+{{- with include "tombstone-pipeline.minInsyncReplicas" . -}}
+{{- if gt (int .) $rf -}}
+{{- fail (printf "topics.minInsyncReplicas (%s) exceeds the replication factor (%d): no write could be acknowledged" . $rf) -}}
+{{- end -}}
 {{- end -}}
 {{- if and .Values.resonate.auth.enabled (not .Values.resonate.auth.existingSecret) -}}
 {{- fail "resonate.auth.enabled needs resonate.auth.existingSecret (keys: public key for the server, token for the processor)" -}}

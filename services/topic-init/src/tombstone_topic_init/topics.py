@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from tombstone_common.settings import PipelineSettings
 
@@ -15,9 +15,29 @@ from tombstone_common.settings import PipelineSettings
 class TopicInitSettings(PipelineSettings):
     topic_partitions: int = Field(6, ge=1, le=1000, description="Partitions per topic.")
     topic_replication_factor: int = Field(1, ge=1, le=10, description="Replicas per partition.")
+    topic_min_insync_replicas: int | None = Field(
+        None,
+        ge=1,
+        le=10,
+        description=(
+            "min.insync.replicas of the created topics: how many replicas must have a record "
+            "before the broker acknowledges it (every pipeline producer writes with acks=all). "
+            "Unset = the broker's default."
+        ),
+    )
     broker_wait_seconds: float = Field(
         60, gt=0, description="How long setup-topics waits for the broker before failing."
     )
+
+    @model_validator(mode="after")
+    def _insync_within_replicas(self) -> TopicInitSettings:
+        insync, replicas = self.topic_min_insync_replicas, self.topic_replication_factor
+        if insync is not None and insync > replicas:
+            raise ValueError(
+                f"TOPIC_MIN_INSYNC_REPLICAS ({insync}) exceeds TOPIC_REPLICATION_FACTOR ({replicas}): "
+                "no write could ever be acknowledged"
+            )
+        return self
 
 
 @dataclass(frozen=True)
@@ -27,12 +47,15 @@ class TopicSpec:
 
 
 def pipeline_topics(settings: TopicInitSettings) -> list[TopicSpec]:
+    common = {}
+    if settings.topic_min_insync_replicas is not None:
+        common["min.insync.replicas"] = str(settings.topic_min_insync_replicas)
     return [
-        TopicSpec(settings.topic_tombstones),
+        TopicSpec(settings.topic_tombstones, common),
         # Keyed by tombstone id and compacted: a rare duplicate completion record is a no-op
         # for anyone reading the latest value per id.
-        TopicSpec(settings.topic_processed, {"cleanup.policy": "compact"}),
-        TopicSpec(settings.topic_dlq),
+        TopicSpec(settings.topic_processed, {**common, "cleanup.policy": "compact"}),
+        TopicSpec(settings.topic_dlq, common),
     ]
 
 
