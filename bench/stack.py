@@ -19,6 +19,7 @@ from pathlib import Path
 
 from confluent_kafka import Producer
 from devstack.kafka import KafkaBroker
+from devstack.postgres import PostgresServer, storage_backend
 from devstack.procs import Managed
 from devstack.resonate import ResonateServer, server_binary
 from harness.kafka import read_until
@@ -58,7 +59,9 @@ class Stack:
 
     @property
     def mode(self) -> str:
-        return "durable (Resonate server)" if self.durable else "LOCAL MODE (in-process, not durable)"
+        if self.server is None:
+            return "LOCAL MODE (in-process, not durable)"
+        return f"durable (Resonate server on {self.server.storage})"
 
     def topics(self, scenario: str, partitions: int) -> dict[str, str]:
         """Fresh topics and groups for one scenario, created on the broker."""
@@ -169,17 +172,24 @@ def server_requests(stack: Stack, outcome: str = RECEIVED) -> Counter[str]:
 
 @contextmanager
 def running_stack(run_dir: Path, profile: bool = False) -> Iterator[Stack]:
-    """Start the broker and, when its binary exists, the Resonate server; stop both at the end."""
+    """Start the broker and, when its binary exists, the Resonate server (on the store that
+    STACK_RESONATE_STORAGE selects, as `make up` does); stop them all at the end."""
     broker = KafkaBroker.on_free_ports(run_dir / "kafka", CACHE)
-    server = None
+    server = store = None
     if server_binary() is not None:
-        server = ResonateServer.on_free_ports(run_dir / "resonate", timer_poll_ms=TIMER_POLL_MS)
+        if storage_backend() == "postgres":
+            store = PostgresServer.on_free_port(run_dir / "postgres")
+        server = ResonateServer.on_free_ports(run_dir / "resonate", timer_poll_ms=TIMER_POLL_MS, postgres=store)
     broker.start()
     try:
+        if store is not None:
+            store.start()
         if server is not None:
             server.start()
         yield Stack(run_dir, broker, server, profile)
     finally:
         if server is not None:
             server.stop()
+        if store is not None:
+            store.stop()
         broker.stop()
