@@ -1,4 +1,4 @@
-"""A single-node Apache Kafka broker (KRaft) from Maven Central jars.
+"""Apache Kafka (KRaft) from Maven Central jars: one broker, or a replicated cluster of a few.
 
 Apache Kafka stands in for Redpanda locally: same wire protocol. The jars are resolved once
 with Maven (downloaded from Maven Central when ``mvn`` is not installed) into a cache folder.
@@ -13,6 +13,7 @@ import sys
 import tarfile
 import urllib.request
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
 
@@ -88,13 +89,26 @@ def _cluster_id() -> str:
 
 
 class KafkaBroker:
-    """One combined broker+controller on loopback, data and logs under ``home``."""
+    """One combined broker+controller on loopback, data and logs under ``home``: a cluster of its
+    own, or (``voters``, ``cluster_id``) node ``node_id`` of a :class:`KafkaCluster`."""
 
-    def __init__(self, home: Path, cache: Path, port: int = 9092, controller_port: int = 9093) -> None:
+    def __init__(
+        self,
+        home: Path,
+        cache: Path,
+        port: int = 9092,
+        controller_port: int = 9093,
+        node_id: int = 1,
+        voters: str | None = None,
+        cluster_id: str | None = None,
+    ) -> None:
         self.home = home.resolve()
         self.cache = cache.resolve()
         self.port = port
         self.controller_port = controller_port
+        self.node_id = node_id
+        self.voters = voters
+        self.cluster_id = cluster_id
         self.process = Managed("kafka", home)
 
     @classmethod
@@ -106,13 +120,25 @@ class KafkaBroker:
     def bootstrap_servers(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def _internal_replicas(self) -> tuple[int, int]:
+        """Replicas and min.insync.replicas of the broker's own topics (consumer offsets,
+        transactions): all nodes, and all but one."""
+        nodes = self.voters.count("@") if self.voters else 1
+        return nodes, max(1, nodes - 1)
+
     def _write_config(self) -> Path:
         config = self.home / "server.properties"
+        quorum = (
+            f"controller.quorum.voters={self.voters}" if self.voters
+            else f"controller.quorum.bootstrap.servers=127.0.0.1:{self.controller_port}"
+        )
+        replicas, insync = self._internal_replicas
         config.write_text(
             "\n".join([
                 "process.roles=broker,controller",
-                "node.id=1",
-                f"controller.quorum.bootstrap.servers=127.0.0.1:{self.controller_port}",
+                f"node.id={self.node_id}",
+                quorum,
                 f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
                 f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
                 "controller.listener.names=CONTROLLER",
@@ -122,12 +148,12 @@ class KafkaBroker:
                 "num.partitions=1",
                 "default.replication.factor=1",
                 "min.insync.replicas=1",
-                "offsets.topic.replication.factor=1",
+                f"offsets.topic.replication.factor={replicas}",
                 "offsets.topic.num.partitions=1",
-                "transaction.state.log.replication.factor=1",
-                "transaction.state.log.min.isr=1",
-                "share.coordinator.state.topic.replication.factor=1",
-                "share.coordinator.state.topic.min.isr=1",
+                f"transaction.state.log.replication.factor={replicas}",
+                f"transaction.state.log.min.isr={insync}",
+                f"share.coordinator.state.topic.replication.factor={replicas}",
+                f"share.coordinator.state.topic.min.isr={insync}",
                 "group.initial.rebalance.delay.ms=0",
                 "auto.create.topics.enable=false",
                 "num.network.threads=2",
@@ -154,9 +180,11 @@ class KafkaBroker:
         self.home.mkdir(parents=True, exist_ok=True)
         config = self._write_config()
         if not (self.home / "data" / "meta.properties").exists():
+            # a node of a cluster: the voters are in its configuration; alone: it is the quorum
+            alone = [] if self.voters else ["--standalone"]
             subprocess.run(
-                self._java(libs, "kafka.tools.StorageTool", "format", "-t", _cluster_id(),
-                           "-c", str(config), "--standalone", "--ignore-formatted"),
+                self._java(libs, "kafka.tools.StorageTool", "format", "-t", self.cluster_id or _cluster_id(),
+                           "-c", str(config), *alone, "--ignore-formatted"),
                 check=True, capture_output=True,
             )
         self.process.start(self._java(libs, "kafka.Kafka", str(config)), lambda: port_open(self.port), timeout)
@@ -166,3 +194,32 @@ class KafkaBroker:
 
     def kill(self) -> None:
         self.process.kill()
+
+
+class KafkaCluster:
+    """``size`` combined broker+controllers on loopback forming one cluster, as a replicated
+    Redpanda does: topics with replicas on several nodes, and a node that can be lost."""
+
+    def __init__(self, home: Path, cache: Path, size: int = 3) -> None:
+        ports = [(free_port(), free_port()) for _ in range(size)]
+        voters = ",".join(f"{n}@127.0.0.1:{controller}" for n, (_, controller) in enumerate(ports, 1))
+        cluster_id = _cluster_id()
+        self.brokers = [
+            KafkaBroker(home / f"node{n}", cache, port, controller, node_id=n, voters=voters, cluster_id=cluster_id)
+            for n, (port, controller) in enumerate(ports, 1)
+        ]
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return ",".join(broker.bootstrap_servers for broker in self.brokers)
+
+    def start(self, timeout: float = 120.0) -> None:
+        """Every node side by side: a node answers only once a majority of the voters is up."""
+        ensure_jars(self.brokers[0].cache)
+        with ThreadPoolExecutor(len(self.brokers)) as pool:
+            for started in [pool.submit(broker.start, timeout) for broker in self.brokers]:
+                started.result()
+
+    def stop(self) -> None:
+        for broker in self.brokers:
+            broker.stop()

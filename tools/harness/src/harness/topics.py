@@ -16,10 +16,14 @@ def as_fields(env: dict[str, str]) -> dict[str, str]:
     return {name.lower(): value for name, value in env.items()}
 
 
-def create_topics(bootstrap: str, names: dict[str, str], partitions: int) -> None:
-    """Create the topics ``names`` spells (as the services' environment does) with ``partitions``."""
+def create_topics(
+    bootstrap: str, names: dict[str, str], partitions: int, replicas: int = 1, min_insync: int | None = None
+) -> None:
+    """Create the topics ``names`` spells (as the services' environment does) with ``partitions``,
+    ``replicas`` and ``min_insync`` (min.insync.replicas), as setup-topics does."""
     settings = TopicInitSettings(
-        kafka_bootstrap_servers=bootstrap, topic_partitions=partitions, _env_file=None, **as_fields(names)
+        kafka_bootstrap_servers=bootstrap, topic_partitions=partitions, topic_replication_factor=replicas,
+        topic_min_insync_replicas=min_insync, _env_file=None, **as_fields(names),
     )
     outcomes = ensure_topics(wait_for_broker(settings, 30), settings)
     assert all(outcome.partitions == partitions for outcome in outcomes)
