@@ -17,7 +17,7 @@ demo: setup ## Run the whole pipeline once as local processes (stops what it sta
 	@$(VENV)/devstack demo
 
 .PHONY: up
-up: setup ## Start Kafka (+ Resonate server if available) and keep it running; writes .env
+up: setup ## Start Kafka (+ Resonate server if available) and keep it running; adds it to .env
 	@$(VENV)/devstack up
 
 .PHONY: down

@@ -31,10 +31,14 @@ def _guard(action):
 @app.command()
 def up() -> None:
     """Start Kafka (and the Resonate server when a binary is available, on SQLite or, with
-    STACK_RESONATE_STORAGE=postgres, on a local PostgreSQL); write .env."""
-    env = _guard(_stack().up)
+    STACK_RESONATE_STORAGE=postgres, on a local PostgreSQL); add their addresses to .env."""
+    env, added = _guard(_stack().up)
     for name, value in env.items():
         typer.echo(f"{name}={value}")
+    if added:
+        typer.echo(f".env: added {', '.join(added)} (in the block marked `added by make up`; make down removes it)")
+    else:
+        typer.echo(".env: already sets these")
     if "RESONATE_URL" not in env:
         typer.echo("no resonate binary found: the processor will run in LOCAL mode (not durable)")
 

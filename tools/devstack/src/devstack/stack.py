@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from devstack import envfile
 from devstack.jaeger import Jaeger
 from devstack.kafka import KafkaBroker
 from devstack.postgres import STORAGE_VARIABLE, PostgresServer, storage_backend
-from devstack.procs import Managed
+from devstack.procs import Managed, StackError
 from devstack.resonate import ResonateServer, server_binary
 
-ENV_HEADER = "# written by `devstack up` for the local stack; delete it to stop this\n"
 
 
 @dataclass
@@ -71,12 +71,25 @@ class Stack:
             env["OTEL_EXPORTER_OTLP_ENDPOINT"] = self.jaeger.otlp_endpoint
         return env
 
-    def up(self) -> dict[str, str]:
+    @property
+    def env_file(self) -> Path:
+        return self.root / ".env"
+
+    def up(self) -> tuple[dict[str, str], list[str]]:
+        """Start the components and complete ``.env`` with their environment (checked first:
+        nothing starts when ``.env`` sets one of its variables otherwise). Returns that environment
+        and the variables added to ``.env``."""
+        env = self.env()
+        current = self.env_file.read_text() if self.env_file.exists() else ""
+        try:
+            merged = envfile.merge(current, env)
+        except StackError as exc:
+            raise StackError(f"{exc}; nothing was started") from None
         for component in self.components():
             component.start()
-        env = self.env()
-        self._write_env(env)
-        return env
+        if merged.text != current:
+            self.env_file.write_text(merged.text)
+        return env, merged.added
 
     def started(self) -> list[Managed]:
         """Every process the stack started (``up``, the demo), found by its pid file under
@@ -94,9 +107,7 @@ class Stack:
                 stopped.append(process.name)
             # PostgreSQL's SIGTERM waits for its clients to leave; SIGINT closes them (fast shutdown).
             process.stop(signum=signal.SIGINT if process.name == "postgres" else signal.SIGTERM)
-        env_file = self.root / ".env"
-        if env_file.exists() and env_file.read_text().startswith(ENV_HEADER):
-            env_file.unlink()
+        self._remove_from_env_file()
         return stopped
 
     def status(self) -> dict[str, str]:
@@ -118,9 +129,15 @@ class Stack:
             ),
         }
 
-    def _write_env(self, env: dict[str, str]) -> None:
-        """Point ``uv run record-…`` at the stack via ``.env`` unless the user wrote their own."""
-        env_file = self.root / ".env"
-        if env_file.exists() and not env_file.read_text().startswith(ENV_HEADER):
+    def _remove_from_env_file(self) -> None:
+        """Take back what ``up`` added to ``.env``; the user's own lines stay as they were."""
+        if not self.env_file.exists():
             return
-        env_file.write_text(ENV_HEADER + "".join(f"{k}={v}\n" for k, v in env.items()))
+        text = self.env_file.read_text()
+        kept = envfile.without_block(text)
+        if kept == text:
+            return
+        if kept:
+            self.env_file.write_text(kept)
+        else:  # up wrote the whole file
+            self.env_file.unlink()
