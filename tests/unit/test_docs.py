@@ -55,3 +55,11 @@ def test_every_command_says_in_its_help_where_its_configuration_comes_from():
     for app in (processor, producer, topic_init):
         text = " ".join(CliRunner().invoke(app, ["--help"], terminal_width=200).output.split())
         assert "Configured by environment variables" in text and ".env.example" in text
+
+
+def test_every_shell_block_of_the_docs_runs_in_a_test_or_says_why_not():
+    from tests.support.doc_steps import DOCS, steps, unaccounted
+
+    for doc in DOCS:
+        assert unaccounted(doc) == [], "mark them <!--pytest.mark.doc_step(...)--> or <!--pytest.mark.skip(reason=...)-->"
+        assert steps(doc), doc
