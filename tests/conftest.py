@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +53,19 @@ def no_process_outlives_its_test(tmp_path):
     yield
     for pid_file in tmp_path.rglob("*.pid"):
         Managed(pid_file.stem, pid_file.parent).kill()
+
+
+@pytest.fixture
+def open_folder():
+    """A folder every user may enter (pytest's own are its owner's only), removed afterwards:
+    where a checkout would be (as root, devstack runs PostgreSQL as another user, who must
+    enter it). What was started in it is killed first."""
+    folder = Path(tempfile.mkdtemp(prefix="devstack-test-"))
+    folder.chmod(0o755)
+    yield folder
+    for pid_file in folder.rglob("*.pid"):
+        Managed(pid_file.stem, pid_file.parent).kill()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

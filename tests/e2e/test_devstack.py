@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -54,18 +52,6 @@ def test_down_with_nothing_started_says_so(tmp_path) -> None:
 needs_postgres = pytest.mark.skipif(
     not postgres.available(), reason=f"no PostgreSQL server binaries: {postgres.INSTALL_HINT}"
 )
-
-
-@pytest.fixture
-def open_folder():
-    """A folder every user may enter (pytest's own are its owner's only), removed afterwards:
-    where a checkout would be."""
-    folder = Path(tempfile.mkdtemp(prefix="devstack-test-"))
-    folder.chmod(0o755)
-    yield folder
-    for pid_file in folder.rglob("*.pid"):
-        Managed(pid_file.stem, pid_file.parent).kill()
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _owner(pid: int) -> int:

@@ -6,6 +6,8 @@ They run in a checkout of their own (the repository's files linked into a tempor
 its own ``.stack`` and ``.env``), so a stack the developer runs in the real checkout is neither
 used nor stopped. Its ``.env`` starts as a copy of ``.env.example``, as a user who followed that
 file's first line has it: ``make up`` must still give the processor the server it started.
+The stack's server uses the durable tier's store (``TEST_RESONATE_STORAGE``, passed on as
+``STACK_RESONATE_STORAGE``): CI's second run of that tier runs the README on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ from devstack.jaeger import Jaeger
 from devstack.procs import port_open
 from devstack.resonate import server_binary
 from tests.chart.manifests import HelmUnavailable, helm_binary
-from tests.conftest import NO_SERVER
-from tests.support.doc_steps import REPO, ShellSession, failure, steps
+from tests.conftest import NO_SERVER, chosen_storage
+from tests.support.doc_steps import REPO, ShellSession, failure, steps, variables_in_code
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -30,7 +32,9 @@ STEP_SECONDS = 300
 # What the README's commands use: make up's broker and server, the processor's probes (their
 # defaults; the README's commands name them).
 STACK_PORTS = (9092, 9093, 8001, 9091, 8080)
-ENVIRONMENT = ("PATH", "HOME", "USER", "LANG", "LC_ALL", "TMPDIR", "RESONATE_SERVER_BIN")
+# The test's environment but what would change the documented commands' behaviour: the pipeline's
+# configuration (a reader's shell has none set; .env is what the README is about) and make's own.
+NOT_PASSED_ON = {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES"}
 
 
 def readme_needs() -> None:
@@ -53,8 +57,8 @@ def kubernetes_doc_needs() -> None:
 
 
 @pytest.fixture
-def checkout(tmp_path) -> Path:
-    root = tmp_path / "checkout"
+def checkout(open_folder) -> Path:
+    root = open_folder / "checkout"
     root.mkdir()
     for entry in REPO.iterdir():
         if entry.name not in {".env", ".stack", ".git", ".pytest_cache"}:
@@ -67,14 +71,16 @@ def checkout(tmp_path) -> Path:
 
 
 @pytest.mark.parametrize("doc, needs", [
-    ("README.md", readme_needs),
+    pytest.param("README.md", readme_needs, marks=pytest.mark.durable),
     ("docs/kubernetes.md", kubernetes_doc_needs),
 ])
 def test_the_documented_commands_work_as_written(doc: str, needs, checkout: Path, tmp_path: Path) -> None:
     needs()
     documented = steps(REPO / doc)
     assert documented, f"{doc} marks no block to run"
-    env = {name: os.environ[name] for name in ENVIRONMENT if name in os.environ}
+    dropped = NOT_PASSED_ON | variables_in_code()
+    env = {name: value for name, value in os.environ.items() if name not in dropped}
+    env["STACK_RESONATE_STORAGE"] = chosen_storage()
     session = ShellSession(checkout, env, tmp_path)
     try:
         for step in documented:

@@ -30,10 +30,25 @@ from pathlib import Path
 import pytest
 from pytest_codeblocks import extract_from_file
 
+from devstack.postgres import STORAGE_VARIABLE
+from tombstone_common.settings import PipelineSettings
+from tombstone_processor.settings import ProcessorSettings
+from tombstone_topic_init.topics import TopicInitSettings
+
 REPO = Path(__file__).resolve().parents[2]
 DOCS = (REPO / "README.md", REPO / "docs" / "kubernetes.md")
 SHELLS = {"sh", "bash"}
 WAIT_SECONDS = 120  # for a wait_until condition
+OTEL = {"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SERVICE_NAME", "OTEL_TRACES_EXPORTER"}
+LOCAL_STACK = {STORAGE_VARIABLE}  # read by `make up` / `make demo`, not by the services
+
+
+def variables_in_code() -> set[str]:
+    """Every variable the services and the local stack read: the README's configuration table."""
+    names = set()
+    for settings in (PipelineSettings, TopicInitSettings, ProcessorSettings):
+        names |= {field.upper() for field in settings.model_fields}
+    return names | OTEL | LOCAL_STACK
 
 
 @dataclass(frozen=True)
@@ -177,5 +192,12 @@ def failure(step: Step, outcome: Outcome) -> str:
     return (
         f"{step.where()} {ended}"
         + (f"; its output lacks {missing}" if missing else "")
-        + f"\n--- the block\n{step.code}--- its output (last 4000 characters)\n{outcome.output[-4000:]}"
+        + f"\n--- the block\n{step.code}--- its output\n{shortened(outcome.output)}"
     )
+
+
+def shortened(output: str, head: int = 2000, tail: int = 4000) -> str:
+    """Its beginning (where a failing command usually answered) and its end."""
+    if len(output) <= head + tail:
+        return output
+    return f"{output[:head]}\n[… {len(output) - head - tail} characters …]\n{output[-tail:]}"
