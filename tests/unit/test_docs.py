@@ -48,3 +48,11 @@ def test_every_shell_block_of_the_docs_runs_in_a_test_or_says_why_not():
     for doc in DOCS:
         assert unaccounted(doc) == [], "mark them <!--pytest.mark.doc_step(...)--> or <!--pytest.mark.skip(reason=...)-->"
         assert steps(doc), doc
+
+
+def test_the_kubernetes_docs_say_when_the_chart_leaves_resonate_url_unset():
+    # The chart leaves it unset with resonate.localMode=true (tests/chart/test_wiring.py); the
+    # docs' table of what each value sets said "always set".
+    table = (REPO / "docs" / "kubernetes.md").read_text()
+    row = next(line for line in table.splitlines() if line.startswith("| `resonate.*` | `RESONATE_URL` |"))
+    assert "resonate.localMode=true" in row and "always set" not in row
