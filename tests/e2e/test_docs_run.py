@@ -29,9 +29,9 @@ from tests.support.doc_steps import REPO, ShellSession, failure, steps, variable
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 STEP_SECONDS = 300
-# What the README's commands use: make up's broker and server, the processor's probes (their
-# defaults; the README's commands name them).
-STACK_PORTS = (9092, 9093, 8001, 9091, 8080)
+# What the README's commands use: make up's broker and server, the processors' probes (the
+# default, and the two of "Watch it recover").
+STACK_PORTS = (9092, 9093, 8001, 9091, 8080, 8081, 8082)
 # The test's environment but what would change the documented commands' behaviour: the pipeline's
 # configuration (a reader's shell has none set; .env is what the README is about) and make's own.
 NOT_PASSED_ON = {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES"}
@@ -85,7 +85,8 @@ def test_the_documented_commands_work_as_written(doc: str, needs, checkout: Path
     try:
         for step in documented:
             outcome = session.run(step, STEP_SECONDS)
-            assert outcome.ok and all(text in outcome.output for text in step.expect), failure(step, outcome)
+            if not (outcome.ok and all(text in outcome.output for text in step.expect)):
+                pytest.fail(failure(step, outcome), pytrace=False)
     finally:
         session.close()
     if doc == "README.md":  # make down took back what make up added to the user's .env

@@ -185,9 +185,12 @@ class ShellSession:
 
 def failure(step: Step, outcome: Outcome) -> str:
     """What a failed step says: where, what ran, how it ended, and its output."""
-    ended = "did not finish in time" if outcome.status is None else f"ended with status {outcome.status}"
     if outcome.failed:
-        ended += f"; failed: {outcome.failed}"
+        ended = f"has a command that failed ({outcome.failed})"
+    elif outcome.status is None:
+        ended = "did not finish in time"
+    else:
+        ended = f"ended with status {outcome.status}"
     missing = [text for text in step.expect if text not in outcome.output]
     return (
         f"{step.where()} {ended}"
