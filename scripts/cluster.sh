@@ -487,7 +487,10 @@ images() {
   local jaeger; jaeger=$("$ROOT/.venv/bin/devstack" jaeger | sed -n 's/^jaeger: //p') || die "building Jaeger failed"
   mkdir -p "$ctx/jaeger"; cp "$jaeger" "$ctx/jaeger/jaeger"
   stand_in jaeger jaeger.Dockerfile "$ctx/jaeger"
-  local wanted=(producer processor topic-init kafka jaeger) server
+  # PostgreSQL (Debian's package) for the chart's bundled database, standing in for `postgres`.
+  mkdir -p "$ctx/postgres"; cp "$CONFIG/images/postgres-start.sh" "$ctx/postgres/"
+  stand_in postgres postgres.Dockerfile "$ctx/postgres"
+  local wanted=(producer processor topic-init kafka jaeger postgres) server
   if server=$(resonate_binary); then
     mkdir -p "$ctx/resonate"; cp "$server" "$ctx/resonate/resonate"
     stand_in resonate resonate.Dockerfile "$ctx/resonate"
