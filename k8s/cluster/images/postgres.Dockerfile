@@ -2,8 +2,9 @@
 # chart's bundled database (postgresql.enabled): Debian's `postgresql` package, and
 # postgres-start.sh with the contract of the official image's entrypoint that the chart relies on
 # (POSTGRES_USER, POSTGRES_PASSWORD, POSTGRES_DB and PGDATA; initialised on an empty volume;
-# `postgres -c …` as args; the postgres user is uid/gid 999; pg_isready on PATH; nothing written
-# outside PGDATA, /var/run/postgresql and /tmp, so the root filesystem may be read-only).
+# `postgres -c …` as args; the postgres user is uid/gid 999; SIGINT to stop; pg_isready on PATH;
+# nothing written outside PGDATA, /var/run/postgresql and /tmp, so the root filesystem may be
+# read-only).
 ARG BASE_IMAGE=python:3.13-slim-trixie
 FROM ${BASE_IMAGE}
 RUN groupadd --system --gid 999 postgres \
@@ -18,5 +19,9 @@ ENV PATH=/usr/lib/postgresql/bin:$PATH PGDATA=/var/lib/postgresql/data
 COPY postgres-start.sh /usr/local/bin/postgres-start.sh
 USER 999:999
 EXPOSE 5432
+# As the official image: SIGINT is PostgreSQL's fast shutdown (clients disconnected, a checkpoint
+# written). SIGTERM would be its smart shutdown, which waits for every client to leave: the
+# server's connection pool never does, so a deleted pod would wait for its grace period's SIGKILL.
+STOPSIGNAL SIGINT
 ENTRYPOINT ["/usr/local/bin/postgres-start.sh"]
 CMD ["postgres"]
