@@ -198,10 +198,15 @@ def install(kube: Kube, *values: Path, extra: tuple[str, ...] = ()) -> float:
     """helm install of the chart with k8s/cluster/values.yaml and ``values`` on top (local mode
     without a server image); returns how long `--wait` took."""
     started = time.monotonic()
-    args = [a for path in (CLUSTER_CONFIG / "values.yaml", *values) for a in ("--values", str(path))]
-    kube.helm("install", RELEASE, str(CHART), *args, *([] if durable() else LOCAL_MODE), *extra,
-              "--wait", "--timeout", "10m")
+    kube.helm("install", RELEASE, str(CHART), *values_args(*values), *extra, "--wait", "--timeout", "10m")
     return time.monotonic() - started
+
+
+def values_args(*values: Path) -> list[str]:
+    """helm's --values for k8s/cluster/values.yaml and ``values`` on top (local mode without a
+    server image)."""
+    args = [a for path in (CLUSTER_CONFIG / "values.yaml", *values) for a in ("--values", str(path))]
+    return args + ([] if durable() else LOCAL_MODE)
 
 
 # Reads the whole `processed` topic inside the cluster (a processor pod has the client and the
