@@ -1,8 +1,9 @@
 """Scenarios that need more than one node (`make cluster-up` with CLUSTER_NODES >= 3: a control
 plane and two workers): processors spread over the workers, `kubectl drain` of the worker with
-the most processors under the chart's PodDisruptionBudget, and the loss of a worker
-(`scripts/cluster.sh node-stop`: its containers and its network gone). Each produces tombstones
-first, and every one of them must reach `processed`; the delays are printed."""
+the most processors under the chart's PodDisruptionBudget, the loss of a worker
+(`scripts/cluster.sh node-stop`: its containers and its network gone), and the loss of the
+broker's node until it returns. Each produces tombstones first, and every one of them must reach
+`processed`; the delays are printed."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from tests.cluster.kube import (
     pod_ready,
     processors,
     produce,
+    read_processed,
     wait_for,
 )
 from tests.cluster.test_user_workflow import SCENARIO_VALUES
@@ -170,3 +172,35 @@ def test_losing_a_worker_loses_nothing(spread):
     finally:
         subprocess.run([str(CLUSTER), "node-start", node], check=False, timeout=300)
     wait_for(lambda: node_ready(kube, node), 180, f"{node} Ready again")
+
+
+def test_losing_the_brokers_node_stalls_the_pipeline_and_loses_nothing(spread):
+    """The broker's volume is on its node's disk (the local-path provisioner pins it there, as on
+    kind), so the broker cannot move: while its node is away nothing is consumed or published
+    (the server and Jaeger, on the same node here, are away too); when the node returns, the
+    broker starts again on the same volume, with its topics and offsets, and every tombstone is
+    processed."""
+    kube, _ = spread
+    claim = kube.json("get", "pvc", "data-kafka-0")["spec"]["volumeName"]
+    node = kube.json("get", "pod", "kafka-0")["spec"]["nodeName"]
+    pinned = kube.json("get", "pv", claim)["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"]
+    assert [t["matchExpressions"][0]["values"] for t in pinned] == [[node]], pinned
+    ids = produce(kube, "broker-node")
+    before = {r["key"] for r in read_processed(kube)} & set(ids)
+    stopped = time.monotonic()
+    subprocess.run([str(CLUSTER), "node-stop", node], check=True, timeout=120)
+    try:
+        wait_for(lambda: not node_ready(kube, node), 180, f"{node} NotReady")
+        not_ready = time.monotonic()
+        show(kube, f"while {node}, the broker's node, is stopped")
+    finally:
+        subprocess.run([str(CLUSTER), "node-start", node], check=True, timeout=300)
+    started = time.monotonic()
+    wait_for(lambda: pod_ready(pod := kube.json("get", "pod", "kafka-0")) and pod["spec"]["nodeName"] == node,
+             300, "the broker ready again on its node")
+    back = time.monotonic()
+    finished = report(await_processed(kube, ids, 900, f"{len(ids)} tombstones processed after {node} returned"), ids)
+    assert kube.json("get", "pvc", "data-kafka-0")["spec"]["volumeName"] == claim
+    print(f"loss of the broker's node {node}: {len(before)} of {len(ids)} processed before it stopped, "
+          f"NotReady after {not_ready - stopped:.0f}s, away {started - stopped:.0f}s; the broker ready "
+          f"{back - started:.0f}s after the node returned, every tombstone processed {finished - started:.0f}s after")
