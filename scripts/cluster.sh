@@ -373,10 +373,20 @@ label_nodes() {
   done < "$STATE/nodes"
 }
 
+up_failed() {  # an `up` that started a cluster and failed: remove what it started, keep the logs
+  local logs=$ROOT/.cache/cluster-failed-logs
+  rm -rf "$logs"; cp -r "$STATE/logs" "$logs" 2>/dev/null || true
+  log "up failed: stopping what it started (its logs: $logs)"
+  down
+}
+
 up() {
   [[ $(id -u) -eq 0 ]] || die "the cluster needs root (containerd, kubelet, network)"
   install_packages
   build
+  # A cluster that was not there before is removed again when `up` fails half way (processes,
+  # node addresses, routes, iptables rules, namespaces); an existing one is left as it is.
+  [[ -f "$STATE/nodes" ]] || trap 'status=$?; ((status == 0)) || up_failed; exit $status' EXIT
   mkdir -p "$STATE"/{etc,logs,pids,nodes.d} "$RUN"
   if [[ -f "$STATE/nodes" ]]; then
     (($(wc -l < "$STATE/nodes") == NODES_COUNT)) || die "the cluster has $(wc -l < "$STATE/nodes") nodes, CLUSTER_NODES=$NODES_COUNT: down first"
@@ -434,6 +444,7 @@ up() {
   done
   label_nodes
   wait_for "cluster DNS answers" 60 getent_dns kubernetes.default.svc.cluster.local
+  trap - EXIT
   log "up: $K8S_VERSION, $NODES_COUNT node(s) ($(tr '\n' ' ' < "$STATE/nodes")); eval \"\$($0 env)\" to use kubectl"
 }
 
@@ -552,13 +563,9 @@ down() {
     while read -r name; do i=$((i + 1)); node_stop "$i"; done < "$STATE/nodes"
   fi
   for name in coredns kube-scheduler kube-controller-manager kube-apiserver etcd; do stop "$name"; done
-  # Pod volumes and network namespaces the kubelets and the CNI plugin mounted.
+  # Pod volumes, and the pods' network namespaces: containerd keeps those under each node's state
+  # dir (netns_mounts_under_state_dir), so nothing of the host's /run/netns but the nodes' own.
   findmnt -rno TARGET | grep -E "^($STATE|$RUN)/" | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
-  local netns
-  for netns in $(ip netns list 2>/dev/null | awk '/^cni-/ {print $1}'); do
-    # only those whose pod is gone (another cluster's pods on this machine keep theirs)
-    [[ -z "$(ip netns pids "$netns" 2>/dev/null)" ]] && ip netns delete "$netns" 2>/dev/null || true
-  done
   i=0
   if [[ -f "$STATE/nodes" ]]; then
     while read -r name; do
