@@ -93,7 +93,7 @@ case "$1" in
   info|build) exit 0 ;;
   buildx) exit 1 ;;
   image) [ "$2" = inspect ] && case "$*" in *Size*) echo 1000000; exit 0 ;; esac; exit 1 ;;
-  pull) echo "lookup registry-1.docker.io: no such host" >&2; exit 1 ;;
+  pull) echo "Error response from daemon: no such host" >&2; exit 1 ;;
 esac
 exit 0
 """
