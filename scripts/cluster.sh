@@ -6,8 +6,10 @@
 #                                       CLUSTER_NODES nodes (default 3), wait until all are Ready
 #   scripts/cluster.sh images           build the pipeline's and the stand-in images, import them
 #                                       into every node
-#   scripts/cluster.sh addons           kube-network-policies (NetworkPolicies enforced) and
-#                                       metrics-server (kubectl top, HPA), from their Go modules
+#   scripts/cluster.sh addons           kube-network-policies (NetworkPolicies enforced),
+#                                       metrics-server (kubectl top, HPA) and the local-path
+#                                       provisioner (default StorageClass `standard`, dynamic
+#                                       volumes on each node's disk), from their Go modules
 #   scripts/cluster.sh node-stop NAME   stop a node: its kubelet, kube-proxy, containerd and every
 #                                       container on it, and cut its network link
 #   scripts/cluster.sh node-start NAME  start it again (link, containerd, kubelet, kube-proxy)
@@ -97,6 +99,8 @@ build() {
   go_build "$ROOT/tools/netpol" "$BIN/kube-network-policies" "-s -w" sigs.k8s.io/kube-network-policies/cmd
   go_build "$ROOT/tools/metrics-server" "$BIN/metrics-server" "-s -w -X k8s.io/client-go/pkg/version.gitVersion=v0.8.0" \
     sigs.k8s.io/metrics-server/cmd/metrics-server
+  go_build "$ROOT/tools/local-path-provisioner" "$BIN/local-path-provisioner" "-s -w -X main.VERSION=v0.0.30" \
+    github.com/rancher/local-path-provisioner
   for p in etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl; do
     ln -sf k8s "$BIN/$p"
   done
@@ -369,11 +373,21 @@ label_nodes() {
   done < "$STATE/nodes"
 }
 
+up_failed() {  # an `up` that started a cluster and failed: remove what it started, keep the logs
+  local logs=$ROOT/.cache/cluster-failed-logs
+  rm -rf "$logs"; cp -r "$STATE/logs" "$logs" 2>/dev/null || true
+  log "up failed: stopping what it started (its logs: $logs)"
+  down
+}
+
 up() {
   [[ $(id -u) -eq 0 ]] || die "the cluster needs root (containerd, kubelet, network)"
   install_packages
   build
-  mkdir -p "$STATE"/{etc,logs,pids,volumes,nodes.d} "$RUN"
+  # A cluster that was not there before is removed again when `up` fails half way (processes,
+  # node addresses, routes, iptables rules, namespaces); an existing one is left as it is.
+  [[ -f "$STATE/nodes" ]] || trap 'status=$?; ((status == 0)) || up_failed; exit $status' EXIT
+  mkdir -p "$STATE"/{etc,logs,pids,nodes.d} "$RUN"
   if [[ -f "$STATE/nodes" ]]; then
     (($(wc -l < "$STATE/nodes") == NODES_COUNT)) || die "the cluster has $(wc -l < "$STATE/nodes") nodes, CLUSTER_NODES=$NODES_COUNT: down first"
   else
@@ -430,19 +444,8 @@ up() {
   done
   label_nodes
   wait_for "cluster DNS answers" 60 getent_dns kubernetes.default.svc.cluster.local
-  storage
+  trap - EXIT
   log "up: $K8S_VERSION, $NODES_COUNT node(s) ($(tr '\n' ' ' < "$STATE/nodes")); eval \"\$($0 env)\" to use kubectl"
-}
-
-storage() {  # a StorageClass and a few hostPath PVs for it (the host's disk, which every node sees)
-  local i manifests=""
-  for i in 1 2 3 4; do
-    mkdir -p "$STATE/volumes/pv$i"
-    chmod 0777 "$STATE/volumes/pv$i"
-    manifests+=$(sed -e "s#@NAME@#tombstone-pv$i#" -e "s#@PATH@#$STATE/volumes/pv$i#" "$CONFIG/volume.yaml")
-    manifests+=$'\n---\n'
-  done
-  printf '%s' "$manifests" | api apply -f "$CONFIG/storageclass.yaml" -f - >/dev/null
 }
 
 # --- images ----------------------------------------------------------------------------------
@@ -495,7 +498,10 @@ images() {
   local jaeger; jaeger=$("$ROOT/.venv/bin/devstack" jaeger | sed -n 's/^jaeger: //p') || die "building Jaeger failed"
   mkdir -p "$ctx/jaeger"; cp "$jaeger" "$ctx/jaeger/jaeger"
   stand_in jaeger jaeger.Dockerfile "$ctx/jaeger"
-  local wanted=(producer processor topic-init kafka jaeger) server
+  # PostgreSQL (Debian's package) for the chart's bundled database, standing in for `postgres`.
+  mkdir -p "$ctx/postgres"; cp "$CONFIG/images/postgres-start.sh" "$ctx/postgres/"
+  stand_in postgres postgres.Dockerfile "$ctx/postgres"
+  local wanted=(producer processor topic-init kafka jaeger postgres) server
   if server=$(resonate_binary); then
     mkdir -p "$ctx/resonate"; cp "$server" "$ctx/resonate/resonate"
     stand_in resonate resonate.Dockerfile "$ctx/resonate"
@@ -516,19 +522,32 @@ static_image() {  # image name, binary: a FROM-scratch image of one static binar
   rm -rf "$ctx"
 }
 
-addons() {  # kube-network-policies on every node and metrics-server (k8s/cluster/addons)
+addons() {  # kube-network-policies on every node, metrics-server (k8s/cluster/addons), volumes
   "$ROOT/scripts/docker-daemon.sh"
   local ctx; ctx=$(mktemp -d)
   cp "$BIN/kube-network-policies" "$CONFIG/images/netpol-start.sh" "$ctx/"
   stand_in netpol netpol.Dockerfile "$ctx"
   rm -rf "$ctx"
   static_image metrics-server "$BIN/metrics-server"
+  ctx=$(mktemp -d); cp "$BIN/local-path-provisioner" "$ctx/"
+  stand_in local-path local-path.Dockerfile "$ctx"
+  rm -rf "$ctx"
   local name
-  for name in netpol metrics-server; do import_image "${IMAGE_PREFIX}$name:$IMAGE_TAG"; done
+  for name in netpol metrics-server local-path; do import_image "${IMAGE_PREFIX}$name:$IMAGE_TAG"; done
   api apply -f "$CONFIG/addons/" >/dev/null
+  storage
   wait_for "kube-network-policies on every node" 180 api -n kube-system rollout status daemonset/kube-network-policies --timeout=5s
   wait_for "metrics-server ready" 180 api -n kube-system rollout status deployment/metrics-server --timeout=5s
   wait_for "the metrics API serves every node" 180 metrics_of_every_node
+}
+
+storage() {  # the local-path provisioner and the default StorageClass (k8s/cluster/local-path-storage.yaml)
+  local name paths=""
+  while read -r name; do  # a folder per node: the nodes share the machine's disk
+    paths+="${paths:+,}{\"node\":\"$name\",\"paths\":[\"$STATE/nodes.d/$name/local-path\"]}"
+  done < "$STATE/nodes"
+  sed -e "s#@NODE_PATH_MAP@#[$paths]#" "$CONFIG/local-path-storage.yaml" | api apply -f - >/dev/null
+  wait_for "local-path provisioner ready" 180 api -n local-path-storage rollout status deployment/local-path-provisioner --timeout=5s
 }
 
 metrics_of_every_node() {
@@ -544,13 +563,9 @@ down() {
     while read -r name; do i=$((i + 1)); node_stop "$i"; done < "$STATE/nodes"
   fi
   for name in coredns kube-scheduler kube-controller-manager kube-apiserver etcd; do stop "$name"; done
-  # Pod volumes and network namespaces the kubelets and the CNI plugin mounted.
+  # Pod volumes, and the pods' network namespaces: containerd keeps those under each node's state
+  # dir (netns_mounts_under_state_dir), so nothing of the host's /run/netns but the nodes' own.
   findmnt -rno TARGET | grep -E "^($STATE|$RUN)/" | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
-  local netns
-  for netns in $(ip netns list 2>/dev/null | awk '/^cni-/ {print $1}'); do
-    # only those whose pod is gone (another cluster's pods on this machine keep theirs)
-    [[ -z "$(ip netns pids "$netns" 2>/dev/null)" ]] && ip netns delete "$netns" 2>/dev/null || true
-  done
   i=0
   if [[ -f "$STATE/nodes" ]]; then
     while read -r name; do

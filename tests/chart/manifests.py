@@ -23,11 +23,20 @@ from tests.chart.custom_resources import SCHEMAS, validate_custom_resource
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "tombstone-pipeline"
-# Every values file of the chart: "default" and the part after "values-" of the others, and the
-# cluster's of `make cluster-up` (k8s/cluster/values.yaml).
-VALUES = {"default": CHART / "values.yaml"} | {
-    path.stem.removeprefix("values-"): path for path in sorted(CHART.glob("values-*.yaml"))
-} | {"cluster": ROOT / "k8s" / "cluster" / "values.yaml"}
+# Every values file of the chart: "default" and the part after "values-" of the others; the
+# cluster's of `make cluster-up` (k8s/cluster/values.yaml) and the files the cluster tier layers
+# on it (tests/cluster/*-values.yaml, k8s/cluster/values-postgres.yaml), each as it is installed.
+CLUSTER_VALUES = ROOT / "k8s" / "cluster" / "values.yaml"
+CLUSTER_TESTS = ROOT / "tests" / "cluster"
+VALUES: dict[str, tuple[Path, ...]] = {"default": (CHART / "values.yaml",)} | {
+    path.stem.removeprefix("values-"): (path,) for path in sorted(CHART.glob("values-*.yaml"))
+} | {"cluster": (CLUSTER_VALUES,)} | {
+    f"cluster+{path.stem.removesuffix('-values')}": (CLUSTER_VALUES, *layers, path)
+    for path in sorted(CLUSTER_TESTS.glob("*-values.yaml"))
+    for layers in [(CLUSTER_TESTS / "scenario-values.yaml",) if path.stem == "nodes-values"
+                   else (CLUSTER_TESTS / "production-day-values.yaml",) if path.stem == "oom-values" else ()]
+} | {"cluster+postgres": (CLUSTER_VALUES, ROOT / "k8s" / "cluster" / "values-postgres.yaml",
+                         CLUSTER_TESTS / "production-day-values.yaml")}
 RELEASE = "tomb"
 NAMESPACE = "pipeline"
 
@@ -66,7 +75,8 @@ class RenderError(AssertionError):
 def _render_text(values: tuple[str, ...], sets: tuple[str, ...], release: str) -> str:
     args = ["template", release, str(CHART), "--namespace", NAMESPACE]
     for name in values:
-        args += ["--values", str(VALUES.get(name, name))]
+        for path in VALUES.get(name, (name,)):
+            args += ["--values", str(path)]
     for item in sets:  # "json:key=value" = --set-json (numbers stay numbers)
         args += ["--set-json", item[5:]] if item.startswith("json:") else ["--set", item]
     result = helm(*args)

@@ -28,7 +28,7 @@ SCHEMA_VERSIONS = ["1.27.0", kubernetes_validate.latest_version()]
 
 @pytest.mark.parametrize("values", list(VALUES))
 def test_helm_lint_strict(values: str) -> None:
-    result = helm("lint", "--strict", str(CHART), "--values", str(VALUES[values]))
+    result = helm("lint", "--strict", str(CHART), *[a for path in VALUES[values] for a in ("--values", str(path))])
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -71,6 +71,15 @@ EXPECTED_KINDS = {
     # policy of its own, k8s/cluster/kafka.yaml), one processor, policies on.
     "cluster": {"StatefulSet": 0, "Deployment": 3, "CronJob": 1, "PersistentVolumeClaim": 1, "PodDisruptionBudget": 0,
                 "NetworkPolicy": 3},
+    # The cluster tier's layers on it (tests/cluster): the HPA, three processors under a budget,
+    # two for the production day (its OOM limit too), and the server on the bundled PostgreSQL.
+    "cluster+hpa": {"Deployment": 3, "HorizontalPodAutoscaler": 1, "PodDisruptionBudget": 0},
+    "cluster+nodes": {"Deployment": 3, "PodDisruptionBudget": 1},
+    "cluster+scenario": {"Deployment": 3, "PodDisruptionBudget": 0},
+    "cluster+production-day": {"Deployment": 3, "PodDisruptionBudget": 1, "PersistentVolumeClaim": 1},
+    "cluster+oom": {"Deployment": 3, "PodDisruptionBudget": 1},
+    "cluster+postgres": {"StatefulSet": 1, "Deployment": 3, "PersistentVolumeClaim": 0, "PodDisruptionBudget": 1,
+                         "NetworkPolicy": 4},
 }
 
 

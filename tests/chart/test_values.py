@@ -231,8 +231,8 @@ def test_short_release_names_keep_their_full_names() -> None:
 
 # ---- placement, metadata, security, extra env per component --------------------------------------
 
-FULL = yaml.safe_load(VALUES["full"].read_text())
-DEFAULTS = yaml.safe_load(VALUES["default"].read_text())
+FULL = yaml.safe_load(VALUES["full"][0].read_text())
+DEFAULTS = yaml.safe_load(VALUES["default"][0].read_text())
 PLACEMENT = ("nodeSelector", "tolerations", "affinity")
 # values key of each component
 VALUES_KEY = {"redpanda": "redpanda", "console": "console", "jaeger": "jaeger",

@@ -4,16 +4,32 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
+
+from devstack.resonate import server_binary
 
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER_STATE = REPO / ".cache" / "cluster"
 BIN = REPO / ".cache" / "bin"
 CHART = REPO / "charts" / "tombstone-pipeline"
 CLUSTER_CONFIG = REPO / "k8s" / "cluster"
+PROCESSOR = "app.kubernetes.io/component=processor"
+PROCESSOR_PORT = 8080  # health, readiness, metrics
+JAEGER_UI_PORT = 16686
+TOMBSTONE_ID = re.compile(r"[\w.-]+")  # what record-producer --print-ids prints, one a line
+RELEASE = "tombstone"  # the name k8s/cluster/kafka.yaml's NetworkPolicy admits
+# Processors in local mode when no server image could be built (no Resonate binary).
+LOCAL_MODE = ["--set", "resonate.enabled=false", "--set", "resonate.localMode=true"]
 
 
 class CommandFailed(AssertionError):
@@ -145,3 +161,155 @@ def wait_for(check, timeout: float, what: str, every: float = 1.0):
             last_error = exc
         time.sleep(every)
     raise AssertionError(f"{what}: not within {timeout:.0f}s" + (f" (last error: {last_error})" if last_error else ""))
+
+
+def durable() -> bool:
+    """Whether `scripts/cluster.sh images` built a Resonate server image (from a local binary)."""
+    return server_binary() is not None
+
+
+def require_cluster() -> None:
+    if not (CLUSTER_STATE / "admin.kubeconfig").exists():
+        # In CI a cluster that did not come up is a failed preparation, not a reason to skip.
+        if os.environ.get("CI"):
+            pytest.fail("no cluster (CI: the cluster tier must run)")
+        pytest.skip("no cluster: `make cluster-up` assembles one")
+
+
+@contextmanager
+def namespace_with_broker(prefix: str, broker: list[dict] | None = None) -> Iterator[Kube]:
+    """A namespace of its own with the broker stand-in (k8s/cluster/kafka.yaml, or ``broker``:
+    its documents changed), deleted afterwards with the release in it and its volumes."""
+    require_cluster()
+    kube = Kube(f"{prefix}-{uuid.uuid4().hex[:6]}")
+    kube.run("kubectl", "create", "namespace", kube.namespace)
+    try:
+        if broker is None:
+            kube.kubectl("apply", "-f", str(CLUSTER_CONFIG / "kafka.yaml"))
+        else:
+            kube.run("kubectl", "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": broker}))
+        yield kube
+    finally:
+        kube.run("helm", "uninstall", RELEASE, "--wait", check=False)
+        kube.run("kubectl", "delete", "namespace", kube.namespace, "--wait=false", check=False)
+
+
+def install(kube: Kube, *values: Path, extra: tuple[str, ...] = ()) -> float:
+    """helm install of the chart with k8s/cluster/values.yaml and ``values`` on top (local mode
+    without a server image); returns how long `--wait` took."""
+    started = time.monotonic()
+    kube.helm("install", RELEASE, str(CHART), *values_args(*values), *extra, "--wait", "--timeout", "10m")
+    return time.monotonic() - started
+
+
+def values_args(*values: Path) -> list[str]:
+    """helm's --values for k8s/cluster/values.yaml and ``values`` on top (local mode without a
+    server image)."""
+    args = [a for path in (CLUSTER_CONFIG / "values.yaml", *values) for a in ("--values", str(path))]
+    return args + ([] if durable() else LOCAL_MODE)
+
+
+# Reads the whole `processed` topic inside the cluster (a processor pod has the client and the
+# settings), one JSON line per record: key, value and its traceparent.
+READ_PROCESSED = """
+import json, time
+from confluent_kafka import Consumer, TopicPartition
+from tombstone_common.kafka import consumer_config
+from tombstone_common.settings import PipelineSettings, load_settings
+settings = load_settings(PipelineSettings)
+topic = settings.topic_processed
+consumer = Consumer(consumer_config(settings, "cluster-test-reader"))
+partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
+ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1] for p in partitions}
+consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+left = {p for p, end in ends.items() if end > 0}
+deadline = time.monotonic() + 60
+while left and time.monotonic() < deadline:
+    m = consumer.poll(1)
+    if m is None or m.error():
+        continue
+    headers = dict(m.headers() or [])
+    print(json.dumps({"key": m.key().decode(), "value": json.loads(m.value()),
+                      "traceparent": headers.get("traceparent", b"").decode()}))
+    if m.offset() + 1 >= ends[m.partition()]:
+        left.discard(m.partition())
+"""
+
+
+def processors(kube: Kube) -> list[dict]:
+    return [p for p in kube.items("pods", PROCESSOR) if not p["metadata"].get("deletionTimestamp")]
+
+
+def component_name(kube: Kube, kind: str, component: str) -> str:
+    (item,) = kube.items(kind, f"app.kubernetes.io/component={component}")
+    return item["metadata"]["name"]
+
+
+def read_processed(kube: Kube) -> list[dict]:
+    pod = next(p["metadata"]["name"] for p in processors(kube) if pod_ready(p))
+    out = kube.kubectl("exec", pod, "-c", "processor", "--", "python", "-c", READ_PROCESSED, timeout=120)
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+def produce(kube: Kube, tag: str, deadline: float = 180) -> list[str]:
+    """A producer Job from the release's CronJob; returns the ids it printed (--print-ids)."""
+    cronjob = component_name(kube, "cronjobs", "producer")
+    job = f"{cronjob}-{tag}"
+    kube.kubectl("create", "job", job, f"--from=cronjob/{cronjob}")
+    wait_for(lambda: kube.json("get", "job", job)["status"].get("succeeded"), deadline, f"producer Job {job} done")
+    # one id a line, besides the producer's summary line and its JSON log lines
+    ids = [line for line in kube.kubectl("logs", f"job/{job}").splitlines() if TOMBSTONE_ID.fullmatch(line)]
+    assert ids
+    return ids
+
+
+@dataclass(frozen=True)
+class Processed:
+    records: list[dict]   # every record of the topic read, for the tombstones wanted
+    tombstones: int       # how many of the tombstones wanted have one
+    duplicates: int       # records beyond the first per tombstone
+    at: float             # when every one had (monotonic)
+
+
+def await_processed(kube: Kube, ids: list[str], deadline: float, what: str) -> Processed:
+    """Waits until every id has a `processed` record."""
+    wanted = set(ids)
+    # (read inside a ready processor: while processors move, none may be ready for a while)
+    records = wait_for(lambda: any(pod_ready(p) for p in processors(kube)) and (r := read_processed(kube))
+                       and wanted <= {x["key"] for x in r} and r, deadline, what, every=3)
+    ours = [r for r in records if r["key"] in wanted]
+    counts = Counter(r["key"] for r in ours)
+    return Processed(ours, len(counts), sum(counts.values()) - len(counts), time.monotonic())
+
+
+def metrics_of(kube: Kube, pod: str, name: str) -> float | None:
+    return metric_value(kube.pod_metrics(pod, PROCESSOR_PORT), name)
+
+
+def jaeger_trace(kube: Kube, service: str, trace_id: str) -> dict | None:
+    try:
+        body = kube.service_get(service, JAEGER_UI_PORT, f"/api/traces/{trace_id}")
+    except AssertionError:
+        return None
+    data = json.loads(body).get("data") or []
+    return data[0] if data else None
+
+
+def has_span(trace: dict | None, prefix: str) -> dict | None:
+    names = {span["operationName"] for span in (trace or {}).get("spans", [])}
+    return trace if any(n.startswith(prefix) for n in names) else None
+
+
+def delete_ledger(traces: dict[str, dict]) -> list[dict]:
+    """One entry per delete attempt (a `delete_batch` span), as the simulated deleter's ledger
+    has it: tombstone id, batch, ok, start (epoch seconds) and the pod that ran it (as pid)."""
+    ledger = []
+    for tombstone_id, trace in traces.items():
+        for span in trace["spans"]:
+            if span["operationName"] != "delete_batch":
+                continue
+            tags = {t["key"]: t["value"] for t in span["tags"]}
+            process = {t["key"]: t["value"] for t in trace["processes"][span["processID"]]["tags"]}
+            ledger.append({"id": tombstone_id, "batch": tags["batch"], "ok": tags.get("otel.status_code") != "ERROR",
+                           "at": span["startTime"] / 1e6, "pid": process["service.instance.id"].rsplit("-", 1)[0]})
+    return ledger

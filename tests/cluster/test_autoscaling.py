@@ -6,14 +6,20 @@ tombstone reaches `processed`. The timeline is printed."""
 from __future__ import annotations
 
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 
-from devstack.resonate import server_binary
-from tests.cluster.kube import CHART, CLUSTER_CONFIG, CLUSTER_STATE, Kube, wait_for
-from tests.cluster.test_user_workflow import component_name, processors, read_processed
+from tests.cluster.kube import (
+    CLUSTER_STATE,
+    component_name,
+    install,
+    namespace_with_broker,
+    processors,
+    produce,
+    read_processed,
+    wait_for,
+)
 
 pytestmark = pytest.mark.cluster
 
@@ -22,21 +28,9 @@ HPA_VALUES = Path(__file__).with_name("hpa-values.yaml")
 
 @pytest.fixture(scope="module")
 def autoscaled():
-    if not (CLUSTER_STATE / "admin.kubeconfig").exists():
-        pytest.skip("no cluster: `make cluster-up` assembles one")
-    namespace = f"tombstone-hpa-{uuid.uuid4().hex[:6]}"
-    kube = Kube(namespace)
-    durable = server_binary() is not None
-    kube.run("kubectl", "create", "namespace", namespace)
-    try:
-        kube.kubectl("apply", "-f", str(CLUSTER_CONFIG / "kafka.yaml"))
-        mode = [] if durable else ["--set", "resonate.enabled=false", "--set", "resonate.localMode=true"]
-        kube.helm("install", "tombstone", str(CHART), "--values", str(CLUSTER_CONFIG / "values.yaml"),
-                  "--values", str(HPA_VALUES), *mode, "--wait", "--timeout", "10m")
+    with namespace_with_broker("tombstone-hpa") as kube:
+        install(kube, HPA_VALUES)
         yield kube
-    finally:
-        kube.run("helm", "uninstall", "tombstone", "--wait", check=False)
-        kube.run("kubectl", "delete", "namespace", namespace, "--wait=false", check=False)
 
 
 def test_kubectl_top_reads_the_metrics_api(autoscaled):
@@ -65,12 +59,8 @@ def test_a_burst_scales_the_processors_up_and_back_down(autoscaled):
         return f"replicas {status.get('currentReplicas')}->{status.get('desiredReplicas')}, cpu {cpu}%"
 
     wait_for(lambda: replicas() == 1, 120, "one processor before the burst")
-    cronjob = component_name(kube, "cronjobs", "producer")
     started = time.monotonic()
-    kube.kubectl("create", "job", f"{cronjob}-burst", f"--from=cronjob/{cronjob}")
-    wait_for(lambda: kube.json("get", "job", f"{cronjob}-burst")["status"].get("succeeded"), 300, "producer Job done")
-    ids = [line for line in kube.kubectl("logs", f"job/{cronjob}-burst").splitlines()
-           if line and " " not in line and not line.startswith("{")]
+    ids = produce(kube, "burst", deadline=300)
     peak = wait_for(lambda: (n := replicas()) > 1 and n, 300, "the HPA scaling the processors up", every=2)
     up = time.monotonic()
     print(f"\nscaled up to {peak} processors {up - started:.0f}s after the burst began: {hpa_status()}")

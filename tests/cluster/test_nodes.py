@@ -1,25 +1,39 @@
 """Scenarios that need more than one node (`make cluster-up` with CLUSTER_NODES >= 3: a control
 plane and two workers): processors spread over the workers, `kubectl drain` of the worker with
-the most processors under the chart's PodDisruptionBudget, and the loss of a worker
-(`scripts/cluster.sh node-stop`: its containers and its network gone). Each produces tombstones
-first, and every one of them must reach `processed`; the delays are printed."""
+the most processors under the chart's PodDisruptionBudget, the loss of a worker
+(`scripts/cluster.sh node-stop`: its containers and its network gone), and the loss of the
+broker's node until it returns. Each produces tombstones first, and every one of them must reach
+`processed`; the delays are printed."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import threading
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 
 import pytest
 import yaml
 
-from devstack.resonate import server_binary
-from tests.cluster.kube import CHART, CLUSTER_CONFIG, CLUSTER_STATE, REPO, Kube, pod_ready, wait_for
-from tests.cluster.test_user_workflow import SCENARIO_VALUES, component_name, processors, read_processed
+from tests.cluster.kube import (
+    CLUSTER_CONFIG,
+    CLUSTER_STATE,
+    REPO,
+    Kube,
+    Processed,
+    await_processed,
+    component_name,
+    durable,
+    install,
+    namespace_with_broker,
+    pod_ready,
+    processors,
+    produce,
+    read_processed,
+    wait_for,
+)
+from tests.cluster.test_user_workflow import SCENARIO_VALUES
 
 pytestmark = pytest.mark.cluster
 
@@ -39,32 +53,22 @@ def spread():
     on the control-plane node too. Yields (Kube, durable)."""
     if len(node_names()) < 3:
         pytest.skip("needs a control plane and two workers (make cluster-up CLUSTER_NODES=3)")
-    namespace = f"tombstone-nodes-{uuid.uuid4().hex[:6]}"
-    kube = Kube(namespace)
-    durable = server_binary() is not None
-    kube.run("kubectl", "create", "namespace", namespace)
-    try:
-        # placed before it starts: a broker moved later would come back empty (an emptyDir)
-        broker = list(yaml.safe_load_all((CLUSTER_CONFIG / "kafka.yaml").read_text()))
-        for doc in broker:
-            if doc["kind"] == "Deployment":
-                doc["spec"]["template"]["spec"] |= {
-                    "nodeSelector": {CONTROL_PLANE: ""},
-                    "tolerations": [{"key": CONTROL_PLANE, "operator": "Exists", "effect": "NoSchedule"}]}
-        kube.run("kubectl", "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": broker}))
-        mode = [] if durable else ["--set", "resonate.enabled=false", "--set", "resonate.localMode=true"]
-        started = time.monotonic()
-        kube.helm("install", "tombstone", str(CHART), "--values", str(CLUSTER_CONFIG / "values.yaml"),
-                  "--values", str(SCENARIO_VALUES), "--values", str(NODES_VALUES), *mode,
-                  "--wait", "--timeout", "10m")
-        print(f"\nnodes scenarios: namespace {namespace}, {'DURABLE' if durable else 'LOCAL'} mode, "
-              f"helm install --wait: {time.monotonic() - started:.0f}s")
-        yield kube, durable
-    finally:
-        for node in node_names():
-            kube.run("kubectl", "uncordon", node, check=False)
-        kube.run("helm", "uninstall", "tombstone", "--wait", check=False)
-        kube.run("kubectl", "delete", "namespace", namespace, "--wait=false", check=False)
+    # placed before it starts: its volume is on the disk of the node it first ran on
+    broker = list(yaml.safe_load_all((CLUSTER_CONFIG / "kafka.yaml").read_text()))
+    for doc in broker:
+        if doc["kind"] == "StatefulSet":
+            doc["spec"]["template"]["spec"] |= {
+                "nodeSelector": {CONTROL_PLANE: ""},
+                "tolerations": [{"key": CONTROL_PLANE, "operator": "Exists", "effect": "NoSchedule"}]}
+    with namespace_with_broker("tombstone-nodes", broker) as kube:
+        try:
+            took = install(kube, SCENARIO_VALUES, NODES_VALUES)
+            print(f"\nnodes scenarios: namespace {kube.namespace}, {'DURABLE' if durable() else 'LOCAL'} mode, "
+                  f"helm install --wait: {took:.0f}s")
+            yield kube, durable()
+        finally:
+            for node in node_names():
+                kube.run("kubectl", "uncordon", node, check=False)
 
 
 def placement(kube: Kube) -> Counter:
@@ -82,26 +86,11 @@ def show(kube: Kube, title: str) -> None:
     print(kube.kubectl("get", "pods", "-o", "wide"))
 
 
-def produce(kube: Kube, tag: str) -> list[str]:
-    cronjob = component_name(kube, "cronjobs", "producer")
-    job = f"{cronjob}-{tag}"
-    kube.kubectl("create", "job", job, f"--from=cronjob/{cronjob}")
-    wait_for(lambda: kube.json("get", "job", job)["status"].get("succeeded"), 180, f"producer Job {job} done")
-    ids = [line for line in kube.kubectl("logs", f"job/{job}").splitlines()
-           if line and " " not in line and not line.startswith("{")]
-    assert ids
-    return ids
 
 
-def all_processed(kube: Kube, ids: list[str], deadline: float, what: str) -> float:
-    """Waits until every id has a `processed` record; returns when that was (monotonic)."""
-    wanted = set(ids)
-    # (read inside a ready processor: while processors move, none may be ready for a while)
-    records = wait_for(lambda: any(pod_ready(p) for p in processors(kube)) and (r := read_processed(kube))
-                       and wanted <= {x["key"] for x in r} and r, deadline, what, every=5)
-    counts = Counter(r["key"] for r in records if r["key"] in wanted)
-    print(f"processed: {len(counts)} of {len(wanted)} tombstones, {sum(counts.values()) - len(counts)} duplicate records")
-    return time.monotonic()
+def report(processed: Processed, ids: list[str]) -> float:
+    print(f"processed: {processed.tombstones} of {len(ids)} tombstones, {processed.duplicates} duplicate records")
+    return processed.at
 
 
 def node_ready(kube: Kube, node: str) -> bool:
@@ -153,7 +142,7 @@ def test_drain_waits_for_the_budget_and_loses_nothing(spread):
     if on_node > 1:
         assert waits > 0, "the second eviction waited for the budget"
     assert node not in placement(kube)
-    finished = all_processed(kube, ids, 600, f"{len(ids)} tombstones processed after the drain")
+    finished = report(await_processed(kube, ids, 600, f"{len(ids)} tombstones processed after the drain"), ids)
     print(f"resume: every tombstone processed {finished - drained:.0f}s after the drain returned")
     kube.kubectl("uncordon", node)
 
@@ -177,9 +166,41 @@ def test_losing_a_worker_loses_nothing(spread):
                  "three processors ready again, none on the lost node")
         replaced = time.monotonic()
         show(kube, f"after {node} was stopped")
-        finished = all_processed(kube, ids, 900, f"{len(ids)} tombstones processed after losing {node}")
+        finished = report(await_processed(kube, ids, 900, f"{len(ids)} tombstones processed after losing {node}"), ids)
         print(f"loss of {node} ({lost} processors): NotReady after {not_ready - stopped:.0f}s, "
               f"replacements ready after {replaced - stopped:.0f}s, every tombstone processed after {finished - stopped:.0f}s")
     finally:
         subprocess.run([str(CLUSTER), "node-start", node], check=False, timeout=300)
     wait_for(lambda: node_ready(kube, node), 180, f"{node} Ready again")
+
+
+def test_losing_the_brokers_node_stalls_the_pipeline_and_loses_nothing(spread):
+    """The broker's volume is on its node's disk (the local-path provisioner pins it there, as on
+    kind), so the broker cannot move: while its node is away nothing is consumed or published
+    (the server and Jaeger, on the same node here, are away too); when the node returns, the
+    broker starts again on the same volume, with its topics and offsets, and every tombstone is
+    processed."""
+    kube, _ = spread
+    claim = kube.json("get", "pvc", "data-kafka-0")["spec"]["volumeName"]
+    node = kube.json("get", "pod", "kafka-0")["spec"]["nodeName"]
+    pinned = kube.json("get", "pv", claim)["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"]
+    assert [t["matchExpressions"][0]["values"] for t in pinned] == [[node]], pinned
+    ids = produce(kube, "broker-node")
+    before = {r["key"] for r in read_processed(kube)} & set(ids)
+    stopped = time.monotonic()
+    subprocess.run([str(CLUSTER), "node-stop", node], check=True, timeout=120)
+    try:
+        wait_for(lambda: not node_ready(kube, node), 180, f"{node} NotReady")
+        not_ready = time.monotonic()
+        show(kube, f"while {node}, the broker's node, is stopped")
+    finally:
+        subprocess.run([str(CLUSTER), "node-start", node], check=True, timeout=300)
+    started = time.monotonic()
+    wait_for(lambda: pod_ready(pod := kube.json("get", "pod", "kafka-0")) and pod["spec"]["nodeName"] == node,
+             300, "the broker ready again on its node")
+    back = time.monotonic()
+    finished = report(await_processed(kube, ids, 900, f"{len(ids)} tombstones processed after {node} returned"), ids)
+    assert kube.json("get", "pvc", "data-kafka-0")["spec"]["volumeName"] == claim
+    print(f"loss of the broker's node {node}: {len(before)} of {len(ids)} processed before it stopped, "
+          f"NotReady after {not_ready - stopped:.0f}s, away {started - stopped:.0f}s; the broker ready "
+          f"{back - started:.0f}s after the node returned, every tombstone processed {finished - started:.0f}s after")

@@ -14,42 +14,28 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.cluster.kube import CLUSTER_CONFIG, Kube, metric_value, pod_ready, probe_connections, wait_for
+from tests.cluster.kube import (
+    CLUSTER_CONFIG,
+    Kube,
+    component_name,
+    delete_ledger,
+    has_span,
+    jaeger_trace,
+    PROCESSOR_PORT,
+    metrics_of,
+    pod_ready,
+    probe_connections,
+    processors,
+    produce,
+    read_processed,
+    wait_for,
+)
 from tests.support.faults import Kill, judge
 
 pytestmark = pytest.mark.cluster
 
 SCENARIO_VALUES = Path(__file__).with_name("scenario-values.yaml")
 TOMBSTONES = yaml.safe_load(SCENARIO_VALUES.read_text())["producer"]["count"]
-PROCESSOR = "app.kubernetes.io/component=processor"
-PROCESSOR_PORT = 8080
-JAEGER_UI_PORT = 16686
-
-# Reads the whole `processed` topic inside the cluster (a processor pod has the client and the
-# settings), one JSON line per record: key, value and its traceparent.
-READ_PROCESSED = """
-import json, time
-from confluent_kafka import Consumer, TopicPartition
-from tombstone_common.kafka import consumer_config
-from tombstone_common.settings import PipelineSettings, load_settings
-settings = load_settings(PipelineSettings)
-topic = settings.topic_processed
-consumer = Consumer(consumer_config(settings, "cluster-test-reader"))
-partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
-ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1] for p in partitions}
-consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-left = {p for p, end in ends.items() if end > 0}
-deadline = time.monotonic() + 60
-while left and time.monotonic() < deadline:
-    m = consumer.poll(1)
-    if m is None or m.error():
-        continue
-    headers = dict(m.headers() or [])
-    print(json.dumps({"key": m.key().decode(), "value": json.loads(m.value()),
-                      "traceparent": headers.get("traceparent", b"").decode()}))
-    if m.offset() + 1 >= ends[m.partition()]:
-        left.discard(m.partition())
-"""
 
 
 @dataclass
@@ -64,23 +50,8 @@ def scenario() -> Scenario:
     return Scenario()
 
 
-def processors(kube: Kube) -> list[dict]:
-    return [p for p in kube.items("pods", PROCESSOR) if not p["metadata"].get("deletionTimestamp")]
 
 
-def metrics_of(kube: Kube, pod: str, name: str) -> float | None:
-    return metric_value(kube.pod_metrics(pod, PROCESSOR_PORT), name)
-
-
-def component_name(kube: Kube, kind: str, component: str) -> str:
-    (item,) = kube.items(kind, f"app.kubernetes.io/component={component}")
-    return item["metadata"]["name"]
-
-
-def read_processed(kube: Kube) -> list[dict]:
-    pod = next(p["metadata"]["name"] for p in processors(kube) if pod_ready(p))
-    out = kube.kubectl("exec", pod, "-c", "processor", "--", "python", "-c", READ_PROCESSED, timeout=120)
-    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
 
 
 def test_helm_install_brings_every_pod_up_and_helm_test_passes(release, chart):
@@ -166,12 +137,7 @@ def test_network_policies_admit_the_pipeline_and_refuse_other_namespaces(release
 
 def test_scaling_to_three_processors_while_work_is_in_flight(release, scenario):
     kube, name, _, _ = release
-    cronjob = component_name(kube, "cronjobs", "producer")
-    kube.kubectl("create", "job", f"{cronjob}-scenario", f"--from=cronjob/{cronjob}")
-    wait_for(lambda: kube.json("get", "job", f"{cronjob}-scenario")["status"].get("succeeded"), 180, "producer Job done")
-    # --print-ids: one id a line, besides the producer's summary line and its JSON log lines
-    output = kube.kubectl("logs", f"job/{cronjob}-scenario").splitlines()
-    scenario.ids = [line for line in output if line and " " not in line and not line.startswith("{")]
+    scenario.ids = produce(kube, "scenario")
     assert len(scenario.ids) == TOMBSTONES, scenario.ids[:5]
 
     (first,) = [p["metadata"]["name"] for p in processors(kube)]
@@ -246,14 +212,6 @@ def stop_times(kube: Kube, pods: set[str]) -> dict[str, float]:
     return times
 
 
-def jaeger_trace(kube: Kube, service: str, trace_id: str) -> dict | None:
-    try:
-        body = kube.service_get(service, JAEGER_UI_PORT, f"/api/traces/{trace_id}")
-    except AssertionError:
-        return None
-    data = json.loads(body).get("data") or []
-    return data[0] if data else None
-
 
 def test_one_trace_per_tombstone_and_no_finished_batch_runs_twice(release, scenario):
     kube, name, durable, _ = release
@@ -287,20 +245,8 @@ def test_one_trace_per_tombstone_and_no_finished_batch_runs_twice(release, scena
           "lost in the export buffer of the force-deleted pod" if missing else f"traces: {len(traces)}, all complete")
     assert all(first[t]["value"]["processor"] in killed for t in missing), [first[t]["value"]["processor"] for t in missing]
 
-    ledger: list[dict] = []  # one entry per delete attempt, as the simulated deleter's ledger has it
-    two_pods = 0
-    for tombstone_id, trace in traces.items():
-        pods = set()
-        for span in trace["spans"]:
-            if span["operationName"] != "delete_batch":
-                continue
-            tags = {t["key"]: t["value"] for t in span["tags"]}
-            process = {t["key"]: t["value"] for t in trace["processes"][span["processID"]]["tags"]}
-            pod = process["service.instance.id"].rsplit("-", 1)[0]
-            pods.add(pod)
-            ledger.append({"id": tombstone_id, "batch": tags["batch"], "ok": tags.get("otel.status_code") != "ERROR",
-                           "at": span["startTime"] / 1e6, "pid": pod})
-        two_pods += len(pods) > 1
+    ledger = delete_ledger(traces)
+    two_pods = sum(len({e["pid"] for e in ledger if e["id"] == t}) > 1 for t in traces)
     verdict = judge(scenario.ids, [(r["key"], json.dumps(r["value"]).encode()) for r in ours], ledger, scenario.kills)
     for line in verdict.lines(scenario.kills):
         print(line)
@@ -316,10 +262,6 @@ def test_one_trace_per_tombstone_and_no_finished_batch_runs_twice(release, scena
         assert verdict.unexplained_redos == [], "only a step in flight at a kill may run again"
         assert two_pods > 0, "a resumed workflow's trace holds spans from two pods"
 
-
-def has_span(trace: dict | None, prefix: str) -> dict | None:
-    names = {span["operationName"] for span in (trace or {}).get("spans", [])}
-    return trace if any(n.startswith(prefix) for n in names) else None
 
 
 def test_helm_uninstall_removes_every_workload(release):

@@ -83,3 +83,49 @@ def test_make_images_and_cluster_up_ask_the_script_when_base_image_is_unset() ->
     assert len(builds) == 2, dry_run  # the service images (once), the cluster's stand-ins
     for line in builds:
         assert 'base=$(BASE_IMAGE="" scripts/base-image.sh) && BASE_IMAGE="$base"' in line, line
+
+
+# A docker that answers `info`, builds anything (logging its --build-arg BASE_IMAGE) and cannot
+# pull; a cluster script, a bootstrap and a pytest that only log how they were called.
+FAKE_BUILDING_DOCKER = """#!/bin/sh
+echo "docker $*" >> "$CALLS"
+case "$1" in
+  info|build) exit 0 ;;
+  buildx) exit 1 ;;
+  image) [ "$2" = inspect ] && case "$*" in *Size*) echo 1000000; exit 0 ;; esac; exit 1 ;;
+  pull) echo "Error response from daemon: no such host" >&2; exit 1 ;;
+esac
+exit 0
+"""
+FAKE_CLUSTER = '#!/bin/sh\necho "cluster $1 BASE_IMAGE=${BASE_IMAGE:-}" >> "$CALLS"\n'
+FAKE_PYTEST = '#!/bin/sh\necho "pytest $*" >> "$CALLS"\n'
+
+
+@pytest.mark.parametrize("target", ["cluster-up", "cluster-e2e"])
+def test_make_cluster_targets_build_on_the_local_base_without_docker_hub(tmp_path, target) -> None:
+    """`make cluster-up` / `make cluster-e2e` as written, BASE_IMAGE unset, on a machine whose
+    Docker has neither base image and cannot pull: the local base is built, and the service
+    images, the stand-ins and the add-ons are all built on it."""
+    bin_dir, venv = tmp_path / "bin", tmp_path / "venv"
+    bin_dir.mkdir()
+    venv.mkdir()
+    for path, text in ((bin_dir / "docker", FAKE_BUILDING_DOCKER), (tmp_path / "cluster.sh", FAKE_CLUSTER),
+                       (venv / "pytest", FAKE_PYTEST),
+                       (tmp_path / "builder", '#!/bin/sh\necho "built $BASE_IMAGE" >> "$CALLS"\n')):
+        path.write_text(text)
+        path.chmod(0o755)
+    calls = tmp_path / "calls"
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "CALLS": str(calls),
+           "BASE_IMAGE_BUILDER": str(tmp_path / "builder"), "DOCKER_BUILDKIT": "0"}
+    env.pop("BASE_IMAGE", None)
+    subprocess.run(["make", "--no-print-directory", target, f"CLUSTER={tmp_path / 'cluster.sh'}", "BOOTSTRAP=true",
+                    f"VENV={venv}", "K8S_TOOLS=true", "IMAGE_PREFIX=unit-test-"],
+                   cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=True)
+    log = calls.read_text().splitlines()
+    assert f"built {LOCAL}" in log
+    builds = [line for line in log if line.startswith("docker build")]
+    assert builds and all(f"BASE_IMAGE={LOCAL}" in line for line in builds), builds
+    assert [line for line in log if line.startswith("cluster ")][:4] == [
+        "cluster up BASE_IMAGE=", f"cluster images BASE_IMAGE={LOCAL}", f"cluster addons BASE_IMAGE={LOCAL}",
+        *(["cluster down BASE_IMAGE="] if target == "cluster-e2e" else [])]
+    assert any(line.startswith("pytest tests/cluster") for line in log) == (target == "cluster-e2e")

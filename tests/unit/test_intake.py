@@ -132,6 +132,22 @@ async def test_a_slot_freed_at_the_bound_is_refilled_without_pausing_the_partiti
         assert state.pauses == 0 and not consumer.paused
 
 
+async def test_a_partition_paused_at_the_bound_then_lost_is_consumed_again_once_reassigned(monkeypatch):
+    # As librdkafka, the fake keeps a partition's pause across its loss and a new assignment.
+    monkeypatch.setattr(intake_module, "PAUSE_AFTER_SECONDS", 0.05)
+    consumer = FakeConsumer.holding(["a", "b"])
+    resonate = FakeResonate()
+    async with intake_running(resonate, consumer, processor_max_in_flight=2) as (state, *_):
+        await until(lambda: state.paused, "paused at the bound")
+        await consumer.lose_partitions()  # the broker went away
+        resonate.finish("a")
+        resonate.finish("b")
+        await until(lambda: not state.paused, "below the bound again")
+        await consumer.callbacks["assign"](consumer, consumer.partitions)  # the broker is back
+        consumer.add("c")
+        await until(lambda: state.started == 3, "the reassigned partition's record handed off")
+
+
 async def test_a_burst_of_records_opens_a_bounded_number_of_hand_offs_at_once(monkeypatch):
     # Thousands of simultaneous promise creations would each hold their buffers until answered.
     monkeypatch.setattr(dispatcher_module, "HANDOFF_CONCURRENCY", 3)

@@ -1,6 +1,7 @@
 #!/bin/sh
-# Start a single-node KRaft broker whose data lives in /data (an emptyDir: the root filesystem
-# is read-only). KAFKA_ADVERTISED_HOST is the address clients are told to use (the Service name).
+# Start a single-node KRaft broker whose data lives in /data (its volume: the root filesystem
+# is read-only). The storage is formatted only when the volume is new: a restarted broker keeps
+# its topics and consumer offsets. KAFKA_ADVERTISED_HOST is the address clients are told to use (the Service name).
 set -euf  # -f: the classpath wildcard is for java, not the shell
 : "${KAFKA_ADVERTISED_HOST:?set KAFKA_ADVERTISED_HOST to the broker Service's DNS name}"
 PORT=9092

@@ -305,8 +305,11 @@ class Intake:
             self._partitions[(tp.topic, tp.partition)] = PartitionOffsets()
             self.metrics.assigned.add((tp.topic, tp.partition))
         await consumer.incremental_assign(partitions)
-        if self.metrics.paused and partitions:
-            await consumer.pause(partitions)
+        if partitions:
+            # librdkafka keeps a partition's pause across its loss or revocation and a new
+            # assignment: set it from ours, or a partition paused before it was lost never
+            # fetches again (the consumer sits on its lag, assigned, unpaused by our count).
+            await (consumer.pause if self.metrics.paused else consumer.resume)(partitions)
         log.info("partitions assigned", partitions=_names(partitions))
 
     async def _on_revoke(self, consumer: AIOConsumer, partitions: list[TopicPartition]) -> None:

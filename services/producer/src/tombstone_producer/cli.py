@@ -75,7 +75,8 @@ def record_producer(
     spread = ", ".join(f"p{p}:{n}" for p, n in sorted(report.partitions.items()))
     console.print(
         f"produced {report.delivered}/{count} tombstones to {settings.topic_tombstones} "
-        f"in {report.seconds:.2f}s ({spread})"
+        f"in {report.seconds:.2f}s ({spread})",
+        soft_wrap=True,  # one line, whatever the terminal's width (logs are read by line)
     )
     if report.failed:
         for failure in report.failed[:10]:
