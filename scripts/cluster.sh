@@ -50,7 +50,7 @@ IMAGE_PREFIX=${IMAGE_PREFIX:-tombstone-}
 IMAGE_TAG=${IMAGE_TAG:-dev}
 CONTROL_PLANE=(etcd kube-apiserver kube-controller-manager kube-scheduler coredns)
 NODE_COMPONENTS=(containerd kubelet kube-proxy)
-KEDA=${CLUSTER_KEDA:-1}                   # 0: no KEDA (its build is the longest of the add-ons)
+KEDA=${CLUSTER_KEDA:-0}                   # 1: KEDA too (tens of minutes to build cold: not in CI)
 KEDA_VERSION=v2.16.1                     # tools/keda/go.mod
 [[ $NODES_COUNT =~ ^[1-9][0-9]?$ ]] || { echo "cluster: CLUSTER_NODES must be 1..99" >&2; exit 2; }
 
