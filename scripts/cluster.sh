@@ -52,6 +52,8 @@ IMAGE_PREFIX=${IMAGE_PREFIX:-tombstone-}
 IMAGE_TAG=${IMAGE_TAG:-dev}
 CONTROL_PLANE=(etcd kube-apiserver kube-controller-manager kube-scheduler coredns)
 NODE_COMPONENTS=(containerd kubelet kube-proxy)
+KEDA=${CLUSTER_KEDA:-0}                   # 1: KEDA too (tens of minutes to build cold: not in CI)
+KEDA_VERSION=v2.16.1                     # tools/keda/go.mod
 [[ $NODES_COUNT =~ ^[1-9][0-9]?$ ]] || { echo "cluster: CLUSTER_NODES must be 1..99" >&2; exit 2; }
 
 started=$SECONDS
@@ -101,6 +103,12 @@ build() {
     sigs.k8s.io/metrics-server/cmd/metrics-server
   go_build "$ROOT/tools/local-path-provisioner" "$BIN/local-path-provisioner" "-s -w -X main.VERSION=v0.0.30" \
     github.com/rancher/local-path-provisioner
+  if ((KEDA)); then  # many minutes cold: KEDA links every scaler's client library
+    go_build "$ROOT/tools/keda" "$BIN/keda" "-s -w -X github.com/kedacore/keda/v2/version.Version=$KEDA_VERSION" \
+      github.com/kedacore/keda/v2/cmd/operator
+    go_build "$ROOT/tools/keda" "$BIN/keda-adapter" "-s -w -X github.com/kedacore/keda/v2/version.Version=$KEDA_VERSION" \
+      github.com/kedacore/keda/v2/cmd/adapter
+  fi
   for p in etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl; do
     ln -sf k8s "$BIN/$p"
   done
@@ -539,6 +547,23 @@ addons() {  # kube-network-policies on every node, metrics-server (k8s/cluster/a
   wait_for "kube-network-policies on every node" 180 api -n kube-system rollout status daemonset/kube-network-policies --timeout=5s
   wait_for "metrics-server ready" 180 api -n kube-system rollout status deployment/metrics-server --timeout=5s
   wait_for "the metrics API serves every node" 180 metrics_of_every_node
+  if ((KEDA)); then keda; fi
+}
+
+keda() {  # KEDA's operator and metrics API server (k8s/cluster/keda), from tools/keda
+  static_image keda "$BIN/keda"
+  static_image keda-adapter "$BIN/keda-adapter"
+  local name
+  for name in keda keda-adapter; do import_image "${IMAGE_PREFIX}$name:$IMAGE_TAG"; done
+  local upstream; upstream=$(go_env go list -C "$ROOT/tools/keda" -m -f '{{.Dir}}' github.com/kedacore/keda/v2) \
+    || die "the KEDA module is not in the module cache (scripts/cluster.sh build)"
+  mkdir -p "$STATE/keda"
+  cp "$CONFIG/keda/kustomization.yaml" "$STATE/keda/"
+  api kustomize "$upstream/config/minimal" > "$STATE/keda/upstream.yaml" || die "rendering KEDA's manifests failed"
+  api apply --server-side -k "$STATE/keda" >/dev/null || die "installing KEDA failed"
+  wait_for "KEDA's operator ready" 300 api -n keda rollout status deployment/keda-operator --timeout=5s
+  wait_for "KEDA's metrics API server ready" 300 api -n keda rollout status deployment/keda-metrics-apiserver --timeout=5s
+  wait_for "the external metrics API served" 180 api get --raw /apis/external.metrics.k8s.io/v1beta1
 }
 
 storage() {  # the local-path provisioner and the default StorageClass (k8s/cluster/local-path-storage.yaml)

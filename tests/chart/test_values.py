@@ -493,6 +493,13 @@ def test_keda_scales_the_processor_on_lag_of_its_group() -> None:
     assert trigger["metadata"]["topic"] == env["TOPIC_TOMBSTONES"]["value"]
     assert trigger["metadata"]["lagThreshold"] == "50"
     assert not find(docs, "HorizontalPodAutoscaler")
+    assert "advanced" not in scaled["spec"], "Kubernetes' own scaling behaviour unless told"
+
+
+def test_keda_behavior_reaches_the_hpa_keda_makes() -> None:
+    behavior = {"scaleDown": {"stabilizationWindowSeconds": 30}}
+    scaled = one(render("keda", sets=[f"json:processor.keda.behavior={json.dumps(behavior)}"]), "ScaledObject")
+    assert scaled["spec"]["advanced"] == {"horizontalPodAutoscalerConfig": {"behavior": behavior}}
 
 
 def redpanda_args(docs) -> list[str]:

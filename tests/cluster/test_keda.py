@@ -1,0 +1,71 @@
+"""The chart's KEDA ScaledObject on a real cluster (`CLUSTER_KEDA=1 make cluster-e2e`): KEDA's
+operator and metrics API server, built from KEDA's Go module by `scripts/cluster.sh addons`, read
+the consumer lag of the processors' group from the broker; a burst of tombstones scales the
+processors up on it, and they scale back down to one once the lag is gone; every tombstone
+reaches `processed`. The timeline is printed. Skipped on a cluster without KEDA (CI's: its build
+takes about ten minutes cold)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.cluster.kube import (
+    Kube,
+    await_processed,
+    component_name,
+    install,
+    namespace_with_broker,
+    processors,
+    produce,
+    require_cluster,
+    wait_for,
+)
+
+pytestmark = pytest.mark.cluster
+
+KEDA_VALUES = Path(__file__).with_name("keda-values.yaml")
+
+
+@pytest.fixture(scope="module")
+def scaled_on_lag():
+    require_cluster()
+    if Kube("default").run("kubectl", "get", "crd", "scaledobjects.keda.sh", check=False).returncode != 0:
+        pytest.skip("no KEDA on this cluster: CLUSTER_KEDA=1 make cluster-up installs it")
+    with namespace_with_broker("tombstone-keda") as kube:
+        # KEDA's operator runs in its own namespace: the broker by its fully qualified name
+        install(kube, KEDA_VALUES, extra=("--set", f"kafka.bootstrapServers=kafka.{kube.namespace}.svc.cluster.local:9092"))
+        yield kube
+
+
+def test_consumer_lag_scales_the_processors_up_and_back_down(scaled_on_lag):
+    kube = scaled_on_lag
+    scaled = component_name(kube, "scaledobjects", "processor")
+    deployment = component_name(kube, "deployments", "processor")
+
+    def replicas() -> int:
+        return kube.json("get", "deployment", deployment)["status"].get("readyReplicas", 0)
+
+    def ready(scaled_object: dict) -> bool:
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in scaled_object.get("status", {}).get("conditions", []))
+
+    def lag() -> str:
+        hpa = kube.json("get", "scaledobject", scaled)["status"]["hpaName"]
+        metrics = kube.json("get", "hpa", hpa).get("status", {}).get("currentMetrics") or []
+        return f"lag per replica {[m['external']['current'].get('averageValue') for m in metrics if m.get('type') == 'External']}"
+
+    wait_for(lambda: ready(kube.json("get", "scaledobject", scaled)), 180, "the ScaledObject ready (KEDA reads the lag)")
+    wait_for(lambda: replicas() == 1, 120, "one processor before the burst")
+    started = time.monotonic()
+    ids = produce(kube, "burst", deadline=300)
+    peak = wait_for(lambda: (n := replicas()) > 1 and n, 300, "KEDA scaling the processors up", every=2)
+    print(f"\nscaled up to {peak} processors {time.monotonic() - started:.0f}s after the burst began: {lag()}")
+    print(kube.kubectl("get", "pods", "-o", "wide"))
+    processed = await_processed(kube, ids, 900, f"{len(ids)} tombstones processed")
+    print(f"all {len(ids)} tombstones processed ({processed.duplicates} duplicate records) "
+          f"{processed.at - started:.0f}s after the burst began: {lag()}")
+    wait_for(lambda: kube.json("get", "deployment", deployment)["spec"]["replicas"] == 1 and len(processors(kube)) == 1,
+             600, "KEDA scaling back to one processor", every=5)
+    print(f"back to one processor {time.monotonic() - processed.at:.0f}s after the last tombstone: {lag()}")
