@@ -90,7 +90,9 @@ cluster-down: ## Stop the cluster and delete its state (builds stay cached)
 cluster-status: ## What runs of the cluster, and its nodes
 	@$(CLUSTER) status
 
+# CLUSTER_KEDA=1 also builds and installs KEDA and runs its scenario (tests/cluster/test_keda.py).
 cluster-e2e: ## cluster-up, the user's workflow on it (tests/cluster), cluster-down
 	@HELM="$(HELM)" $(MAKE) --no-print-directory cluster-up
-	@status=0; HELM="$(HELM)" $(VENV)/pytest tests/cluster -m cluster -p no:cacheprovider -s --timeout 1800 || status=$$?; \
+	@status=0; HELM="$(HELM)" $(VENV)/pytest tests/cluster -m "cluster$(if $(filter 1,$(CLUSTER_KEDA)),, and not keda)" \
+	  -p no:cacheprovider -s --timeout 1800 || status=$$?; \
 	  $(CLUSTER) down; exit $$status
