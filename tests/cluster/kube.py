@@ -9,7 +9,7 @@ import subprocess
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -313,3 +313,26 @@ def delete_ledger(traces: dict[str, dict]) -> list[dict]:
             ledger.append({"id": tombstone_id, "batch": tags["batch"], "ok": tags.get("otel.status_code") != "ERROR",
                            "at": span["startTime"] / 1e6, "pid": process["service.instance.id"].rsplit("-", 1)[0]})
     return ledger
+
+
+def scale_through_a_burst(kube: Kube, scaler: str, status: Callable[[], str]) -> None:
+    """One processor; a burst from the producer CronJob; the ``scaler`` (the HPA, KEDA) scales
+    the processors up; every tombstone reaches `processed`; back to one processor. Prints the
+    timeline with ``status()`` (what the scaler sees) at each point."""
+    deployment = component_name(kube, "deployments", "processor")
+
+    def replicas() -> int:
+        return kube.json("get", "deployment", deployment)["status"].get("readyReplicas", 0)
+
+    wait_for(lambda: replicas() == 1, 120, "one processor before the burst")
+    started = time.monotonic()
+    ids = produce(kube, "burst", deadline=300)
+    peak = wait_for(lambda: (n := replicas()) > 1 and n, 300, f"{scaler} scaling the processors up", every=2)
+    print(f"\nscaled up to {peak} processors {time.monotonic() - started:.0f}s after the burst began: {status()}")
+    print(kube.kubectl("get", "pods", "-o", "wide"))
+    processed = await_processed(kube, ids, 900, f"{len(ids)} tombstones processed")
+    print(f"all {len(ids)} tombstones processed ({processed.duplicates} duplicate records) "
+          f"{processed.at - started:.0f}s after the burst began: {status()}")
+    wait_for(lambda: kube.json("get", "deployment", deployment)["spec"]["replicas"] == 1 and len(processors(kube)) == 1,
+             600, f"{scaler} scaling back to one processor", every=5)
+    print(f"back to one processor {time.monotonic() - processed.at:.0f}s after the last tombstone: {status()}")

@@ -5,7 +5,6 @@ tombstone reaches `processed`. The timeline is printed."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -15,9 +14,7 @@ from tests.cluster.kube import (
     component_name,
     install,
     namespace_with_broker,
-    processors,
-    produce,
-    read_processed,
+    scale_through_a_burst,
     wait_for,
 )
 
@@ -47,10 +44,6 @@ def test_kubectl_top_reads_the_metrics_api(autoscaled):
 def test_a_burst_scales_the_processors_up_and_back_down(autoscaled):
     kube = autoscaled
     hpa = component_name(kube, "hpa", "processor")
-    deployment = component_name(kube, "deployments", "processor")
-
-    def replicas() -> int:
-        return kube.json("get", "deployment", deployment)["status"].get("readyReplicas", 0)
 
     def hpa_status() -> str:
         status = kube.json("get", "hpa", hpa)["status"]
@@ -58,18 +51,4 @@ def test_a_burst_scales_the_processors_up_and_back_down(autoscaled):
                     if m.get("type") == "Resource"), None)
         return f"replicas {status.get('currentReplicas')}->{status.get('desiredReplicas')}, cpu {cpu}%"
 
-    wait_for(lambda: replicas() == 1, 120, "one processor before the burst")
-    started = time.monotonic()
-    ids = produce(kube, "burst", deadline=300)
-    peak = wait_for(lambda: (n := replicas()) > 1 and n, 300, "the HPA scaling the processors up", every=2)
-    up = time.monotonic()
-    print(f"\nscaled up to {peak} processors {up - started:.0f}s after the burst began: {hpa_status()}")
-    print(kube.kubectl("get", "pods", "-o", "wide"))
-    wanted = set(ids)
-    wait_for(lambda: wanted <= {r["key"] for r in read_processed(kube)}, 900,
-             f"{len(ids)} tombstones processed", every=5)
-    done = time.monotonic()
-    print(f"all {len(ids)} tombstones processed {done - started:.0f}s after the burst began: {hpa_status()}")
-    wait_for(lambda: kube.json("get", "deployment", deployment)["spec"]["replicas"] == 1 and len(processors(kube)) == 1,
-             600, "the HPA scaling back to one processor", every=5)
-    print(f"back to one processor {time.monotonic() - done:.0f}s after the last tombstone: {hpa_status()}")
+    scale_through_a_burst(kube, "the HPA", hpa_status)

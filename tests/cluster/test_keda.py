@@ -8,20 +8,17 @@ cold on two cores)."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.cluster.kube import (
     Kube,
-    await_processed,
     component_name,
     install,
     namespace_with_broker,
-    processors,
-    produce,
     require_cluster,
+    scale_through_a_burst,
     wait_for,
 )
 
@@ -44,29 +41,15 @@ def scaled_on_lag():
 def test_consumer_lag_scales_the_processors_up_and_back_down(scaled_on_lag):
     kube = scaled_on_lag
     scaled = component_name(kube, "scaledobjects", "processor")
-    deployment = component_name(kube, "deployments", "processor")
 
-    def replicas() -> int:
-        return kube.json("get", "deployment", deployment)["status"].get("readyReplicas", 0)
-
-    def ready(scaled_object: dict) -> bool:
-        return any(c["type"] == "Ready" and c["status"] == "True" for c in scaled_object.get("status", {}).get("conditions", []))
+    def ready() -> bool:
+        conditions = kube.json("get", "scaledobject", scaled).get("status", {}).get("conditions", [])
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
     def lag() -> str:
         hpa = kube.json("get", "scaledobject", scaled)["status"]["hpaName"]
         metrics = kube.json("get", "hpa", hpa).get("status", {}).get("currentMetrics") or []
         return f"lag per replica {[m['external']['current'].get('averageValue') for m in metrics if m.get('type') == 'External']}"
 
-    wait_for(lambda: ready(kube.json("get", "scaledobject", scaled)), 180, "the ScaledObject ready (KEDA reads the lag)")
-    wait_for(lambda: replicas() == 1, 120, "one processor before the burst")
-    started = time.monotonic()
-    ids = produce(kube, "burst", deadline=300)
-    peak = wait_for(lambda: (n := replicas()) > 1 and n, 300, "KEDA scaling the processors up", every=2)
-    print(f"\nscaled up to {peak} processors {time.monotonic() - started:.0f}s after the burst began: {lag()}")
-    print(kube.kubectl("get", "pods", "-o", "wide"))
-    processed = await_processed(kube, ids, 900, f"{len(ids)} tombstones processed")
-    print(f"all {len(ids)} tombstones processed ({processed.duplicates} duplicate records) "
-          f"{processed.at - started:.0f}s after the burst began: {lag()}")
-    wait_for(lambda: kube.json("get", "deployment", deployment)["spec"]["replicas"] == 1 and len(processors(kube)) == 1,
-             600, "KEDA scaling back to one processor", every=5)
-    print(f"back to one processor {time.monotonic() - processed.at:.0f}s after the last tombstone: {lag()}")
+    wait_for(ready, 180, "the ScaledObject ready (KEDA reads the lag)")
+    scale_through_a_burst(kube, "KEDA", lag)
