@@ -83,6 +83,14 @@ SCHEMAS = {
             "maxReplicaCount": {"type": "integer", "minimum": 1},
             "pollingInterval": {"type": "integer"},
             "cooldownPeriod": {"type": "integer"},
+            # KEDA's CRD: advanced.horizontalPodAutoscalerConfig.behavior is the HPA's spec.behavior
+            "advanced": {"type": "object", "additionalProperties": False, "properties": {
+                "horizontalPodAutoscalerConfig": {"type": "object", "additionalProperties": False, "properties": {
+                    "name": {"type": "string"},
+                    "behavior": {"type": "object", "additionalProperties": False, "properties": {
+                        "scaleUp": {"type": "object"}, "scaleDown": {"type": "object"}}},
+                }},
+            }},
             "triggers": {"type": "array", "minItems": 1, "items": {
                 "type": "object", "required": ["type", "metadata"], "additionalProperties": False,
                 "properties": {"type": {"type": "string"}, "metadata": STRINGS,

@@ -74,6 +74,8 @@ EXPECTED_KINDS = {
     # The cluster tier's layers on it (tests/cluster): the HPA, three processors under a budget,
     # two for the production day (its OOM limit too), and the server on the bundled PostgreSQL.
     "cluster+hpa": {"Deployment": 3, "HorizontalPodAutoscaler": 1, "PodDisruptionBudget": 0},
+    # KEDA's ScaledObject instead of the HPA (tests/cluster/test_keda.py, CLUSTER_KEDA=1).
+    "cluster+keda": {"Deployment": 3, "ScaledObject": 1, "HorizontalPodAutoscaler": 0, "PodDisruptionBudget": 0},
     "cluster+nodes": {"Deployment": 3, "PodDisruptionBudget": 1},
     "cluster+scenario": {"Deployment": 3, "PodDisruptionBudget": 0},
     "cluster+production-day": {"Deployment": 3, "PodDisruptionBudget": 1, "PersistentVolumeClaim": 1},
