@@ -9,8 +9,6 @@ group's committed offsets never passed a record before it got there.
 
 from __future__ import annotations
 
-import asyncio
-from functools import partial
 
 import pytest
 
@@ -19,7 +17,7 @@ from devstack.procs import free_port, http_get, wait_until
 from harness.kafka import produce_raw, read_all, read_until
 from harness.topics import create_topics, send_tombstones, set_topic_config
 from tests.conftest import CACHE
-from tests.support.pipeline import committed, processor_settings, running_processor
+from tests.support.pipeline import committed, off_loop, processor_settings, running_processor
 from tombstone_common.messages import DeadLetterHeader, Tombstone
 from tombstone_producer.produce import new_ids
 
@@ -38,11 +36,6 @@ def whereabouts(bootstrap: str, names: dict[str, str]) -> tuple[list[str], list[
         for r in read_all(bootstrap, names["TOPIC_DLQ"])
     ]
     return processed, dead
-
-
-async def off_loop(call, *args, **kwargs):
-    """Run a blocking wait or read beside the event loop the processor runs in."""
-    return await asyncio.to_thread(partial(call, *args, **kwargs))
 
 
 @pytest.fixture

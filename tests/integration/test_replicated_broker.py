@@ -4,7 +4,6 @@ node dies mid-work (SIGKILL: no clean shutdown), and the pipeline goes on withou
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 
 import pytest
@@ -14,8 +13,7 @@ from devstack.kafka import KafkaCluster
 from harness.kafka import read_until
 from harness.topics import create_topics, send_tombstones
 from tests.conftest import CACHE
-from tests.integration.test_nothing_lost import off_loop
-from tests.support.pipeline import committed, processor_settings, running_processor
+from tests.support.pipeline import committed, off_loop, processor_settings, running_processor
 from tombstone_common.messages import Tombstone
 from tombstone_producer.produce import new_ids
 

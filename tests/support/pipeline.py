@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 
 from confluent_kafka import KafkaException
@@ -52,6 +53,11 @@ async def running_processor(settings: ProcessorSettings):
     finally:
         stopping.set()
         await asyncio.wait_for(task, 60)
+
+
+async def off_loop(call, *args, **kwargs):
+    """Run a blocking wait or read beside the event loop the processor runs in."""
+    return await asyncio.to_thread(partial(call, *args, **kwargs))
 
 
 def ledger(settings: ProcessorSettings) -> list[dict]:

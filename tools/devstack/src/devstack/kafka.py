@@ -101,6 +101,7 @@ class KafkaBroker:
         node_id: int = 1,
         voters: str | None = None,
         cluster_id: str | None = None,
+        nodes: int = 1,
     ) -> None:
         self.home = home.resolve()
         self.cache = cache.resolve()
@@ -109,6 +110,7 @@ class KafkaBroker:
         self.node_id = node_id
         self.voters = voters
         self.cluster_id = cluster_id
+        self.nodes = nodes
         self.process = Managed("kafka", home)
 
     @classmethod
@@ -120,12 +122,6 @@ class KafkaBroker:
     def bootstrap_servers(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    @property
-    def _internal_replicas(self) -> tuple[int, int]:
-        """Replicas and min.insync.replicas of the broker's own topics (consumer offsets,
-        transactions): all nodes, and all but one."""
-        nodes = self.voters.count("@") if self.voters else 1
-        return nodes, max(1, nodes - 1)
 
     def _write_config(self) -> Path:
         config = self.home / "server.properties"
@@ -133,7 +129,8 @@ class KafkaBroker:
             f"controller.quorum.voters={self.voters}" if self.voters
             else f"controller.quorum.bootstrap.servers=127.0.0.1:{self.controller_port}"
         )
-        replicas, insync = self._internal_replicas
+        # the broker's own topics (consumer offsets, transactions): on every node, all but one in sync
+        replicas, insync = self.nodes, max(1, self.nodes - 1)
         config.write_text(
             "\n".join([
                 "process.roles=broker,controller",
@@ -205,7 +202,8 @@ class KafkaCluster:
         voters = ",".join(f"{n}@127.0.0.1:{controller}" for n, (_, controller) in enumerate(ports, 1))
         cluster_id = _cluster_id()
         self.brokers = [
-            KafkaBroker(home / f"node{n}", cache, port, controller, node_id=n, voters=voters, cluster_id=cluster_id)
+            KafkaBroker(home / f"node{n}", cache, port, controller, node_id=n, voters=voters,
+                        cluster_id=cluster_id, nodes=size)
             for n, (port, controller) in enumerate(ports, 1)
         ]
 
