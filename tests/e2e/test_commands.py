@@ -82,6 +82,17 @@ def test_setup_topics_gives_up_on_a_missing_broker_with_a_clear_error(tmp_path):
     assert "no Kafka broker answered" in result.stderr.strip().splitlines()[-1]
 
 
+def test_setup_topics_waits_for_as_many_brokers_as_replicas_then_gives_up_clearly(kafka, names, tmp_path):
+    env = {"KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap, "TOPIC_REPLICATION_FACTOR": "3",
+           "BROKER_WAIT_SECONDS": "2", **names}
+    result = run(["setup-topics"], env, tmp_path, timeout=60)
+    assert result.returncode == 1, result.stdout
+    assert "waiting for 3 brokers (TOPIC_REPLICATION_FACTOR): 1 so far" in result.stdout
+    assert "TOPIC_REPLICATION_FACTOR=3 needs 3" in result.stderr.strip().splitlines()[-1]
+    topics = AdminClient({"bootstrap.servers": kafka.bootstrap}).list_topics(timeout=10).topics
+    assert names["TOPIC_TOMBSTONES"] not in topics, "no topic created with fewer replicas than asked"
+
+
 def test_producer_and_processor_processes_end_to_end_with_graceful_stop(kafka, names, tmp_path):
     port = free_port()
     env = {

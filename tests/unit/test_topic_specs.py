@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tombstone_common.settings import load_settings
-from tombstone_topic_init.topics import TopicInitSettings, pipeline_topics
+from tombstone_topic_init.topics import TooFewBrokers, TopicInitSettings, await_brokers, pipeline_topics
 
 
 @pytest.fixture(autouse=True)
@@ -47,3 +47,25 @@ def test_more_in_sync_replicas_than_replicas_is_refused_naming_both(monkeypatch,
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert "TOPIC_MIN_INSYNC_REPLICAS (2) exceeds TOPIC_REPLICATION_FACTOR (1)" in err
+
+
+class GrowingCluster:
+    """An admin client whose cluster gains a broker at each metadata request, up to ``most``."""
+
+    def __init__(self, first: int, most: int) -> None:
+        self.count, self.most = first - 1, most
+
+    def list_topics(self, timeout: float):
+        self.count = min(self.count + 1, self.most)
+        return type("Metadata", (), {"brokers": dict.fromkeys(range(self.count))})()
+
+
+def test_setup_topics_waits_for_as_many_brokers_as_replicas_and_says_so():
+    seen = []
+    assert await_brokers(GrowingCluster(1, 3), 3, timeout=30, report=seen.append) == 3
+    assert seen == [1, 2]
+
+
+def test_too_few_brokers_in_time_is_refused_naming_the_count_and_the_setting():
+    with pytest.raises(TooFewBrokers, match=r"has 1 broker\(s\) after 0s and TOPIC_REPLICATION_FACTOR=3 needs 3"):
+        await_brokers(GrowingCluster(1, 1), 3, timeout=0)

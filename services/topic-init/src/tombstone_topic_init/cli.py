@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 import typer
 from confluent_kafka import KafkaException
 
 from tombstone_common.kafka import BrokerUnavailable, wait_for_broker
 from tombstone_common.logs import configure_logging, get_logger
 from tombstone_common.settings import CONFIGURATION_HELP, fail, load_settings
-from tombstone_topic_init.topics import TopicInitSettings, ensure_topics
+from tombstone_topic_init.topics import TooFewBrokers, TopicInitSettings, await_brokers, ensure_topics
 
 app = typer.Typer(add_completion=False, help=__doc__)
 log = get_logger(__name__)
@@ -19,10 +21,18 @@ def setup_topics() -> None:
     """Create the tombstones, processed and dead-letter topics if they are missing."""
     settings = load_settings(TopicInitSettings)
     configure_logging(settings, "topic-init")
+    started = time.monotonic()
+    replicas = settings.topic_replication_factor
+
+    def waiting(count: int) -> None:
+        typer.echo(f"waiting for {replicas} brokers (TOPIC_REPLICATION_FACTOR): {count} so far")
+
     try:
         admin = wait_for_broker(settings, settings.broker_wait_seconds)
+        left = max(0.0, settings.broker_wait_seconds - (time.monotonic() - started))
+        await_brokers(admin, replicas, left, waiting)
         outcomes = ensure_topics(admin, settings)
-    except BrokerUnavailable as exc:
+    except (BrokerUnavailable, TooFewBrokers) as exc:
         fail(str(exc), code=1)
     except KafkaException as exc:
         fail(f"creating topics failed: {exc.args[0].str()}", code=1)

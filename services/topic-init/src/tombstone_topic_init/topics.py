@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from confluent_kafka import KafkaError, KafkaException
@@ -26,7 +27,12 @@ class TopicInitSettings(PipelineSettings):
         ),
     )
     broker_wait_seconds: float = Field(
-        60, gt=0, description="How long setup-topics waits for the broker before failing."
+        60,
+        gt=0,
+        description=(
+            "How long setup-topics waits for the broker, and for as many brokers as "
+            "TOPIC_REPLICATION_FACTOR, before failing."
+        ),
     )
 
     @model_validator(mode="after")
@@ -57,6 +63,37 @@ def pipeline_topics(settings: TopicInitSettings) -> list[TopicSpec]:
         TopicSpec(settings.topic_processed, {**common, "cleanup.policy": "compact"}),
         TopicSpec(settings.topic_dlq, common),
     ]
+
+
+class TooFewBrokers(Exception):
+    """The cluster has fewer brokers than the topics' replicas, and did not get more in time."""
+
+
+def await_brokers(
+    admin: AdminClient,
+    needed: int,
+    timeout: float,
+    report: Callable[[int], None] = lambda count: None,
+) -> int:
+    """Wait until the cluster has ``needed`` brokers, calling ``report`` with each new count; the
+    broker refuses a topic with more replicas than brokers. A replicated broker answers once a
+    majority of its nodes is up, not all of them: the rest join a moment later."""
+    deadline = time.monotonic() + timeout
+    seen = None
+    while True:
+        count = len(admin.list_topics(timeout=10).brokers)
+        if count >= needed:
+            return count
+        if count != seen:
+            report(count)
+            seen = count
+        if time.monotonic() >= deadline:
+            raise TooFewBrokers(
+                f"the cluster has {count} broker(s) after {timeout:.0f}s and "
+                f"TOPIC_REPLICATION_FACTOR={needed} needs {needed}: start more brokers or lower "
+                "TOPIC_REPLICATION_FACTOR"
+            )
+        time.sleep(0.5)
 
 
 @dataclass(frozen=True)
