@@ -93,6 +93,16 @@ def test_setup_topics_waits_for_as_many_brokers_as_replicas_then_gives_up_clearl
     assert names["TOPIC_TOMBSTONES"] not in topics, "no topic created with fewer replicas than asked"
 
 
+def test_setup_topics_with_its_topics_there_needs_no_more_brokers(kafka, names, tmp_path):
+    """A processor runs setup-topics before it starts (the chart's init container): with a
+    broker of three away it must still start."""
+    env = {"KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap, **names}
+    assert run(["setup-topics"], env, tmp_path).returncode == 0
+    again = run(["setup-topics"], {**env, "TOPIC_REPLICATION_FACTOR": "3", "BROKER_WAIT_SECONDS": "2"}, tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("exists ") == 3 and "waiting for" not in again.stdout
+
+
 def test_producer_and_processor_processes_end_to_end_with_graceful_stop(kafka, names, tmp_path):
     port = free_port()
     env = {

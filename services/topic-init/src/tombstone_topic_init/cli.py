@@ -10,7 +10,7 @@ from confluent_kafka import KafkaException
 from tombstone_common.kafka import BrokerUnavailable, wait_for_broker
 from tombstone_common.logs import configure_logging, get_logger
 from tombstone_common.settings import CONFIGURATION_HELP, fail, load_settings
-from tombstone_topic_init.topics import TooFewBrokers, TopicInitSettings, await_brokers, ensure_topics
+from tombstone_topic_init.topics import TooFewBrokers, TopicInitSettings, ensure_topics
 
 app = typer.Typer(add_completion=False, help=__doc__)
 log = get_logger(__name__)
@@ -30,8 +30,7 @@ def setup_topics() -> None:
     try:
         admin = wait_for_broker(settings, settings.broker_wait_seconds)
         left = max(0.0, settings.broker_wait_seconds - (time.monotonic() - started))
-        await_brokers(admin, replicas, left, waiting)
-        outcomes = ensure_topics(admin, settings)
+        outcomes = ensure_topics(admin, settings, broker_wait=left, report=waiting)
     except (BrokerUnavailable, TooFewBrokers) as exc:
         fail(str(exc), code=1)
     except KafkaException as exc:

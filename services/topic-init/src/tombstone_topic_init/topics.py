@@ -30,8 +30,8 @@ class TopicInitSettings(PipelineSettings):
         60,
         gt=0,
         description=(
-            "How long setup-topics waits for the broker, and for as many brokers as "
-            "TOPIC_REPLICATION_FACTOR, before failing."
+            "How long setup-topics waits for the broker, and, when it has topics to create, "
+            "for as many brokers as TOPIC_REPLICATION_FACTOR, before failing."
         ),
     )
 
@@ -103,12 +103,20 @@ class TopicOutcome:
     partitions: int
 
 
-def ensure_topics(admin: AdminClient, settings: TopicInitSettings) -> list[TopicOutcome]:
-    """Create every missing topic; existing ones are left as they are."""
+def ensure_topics(
+    admin: AdminClient,
+    settings: TopicInitSettings,
+    broker_wait: float = 0.0,
+    report: Callable[[int], None] = lambda count: None,
+) -> list[TopicOutcome]:
+    """Create every missing topic, once the cluster has a broker for each replica (waiting up to
+    ``broker_wait``); existing ones are left as they are, whatever brokers are up: a processor
+    that runs setup-topics before it starts must start while a broker is away."""
     specs = pipeline_topics(settings)
     existing = admin.list_topics(timeout=10).topics
     missing = [spec for spec in specs if spec.name not in existing]
     if missing:
+        await_brokers(admin, settings.topic_replication_factor, broker_wait, report)
         futures = admin.create_topics(
             [
                 NewTopic(
