@@ -104,6 +104,37 @@ def test_transient_server_errors_are_retried_and_a_refused_hand_off_is_dead_lett
     assert proxy.seen[("task.create", 503)] == 4 and proxy.seen[("task.create", "reset")] == 2
 
 
+def test_a_server_gone_without_closing_its_stream_is_reconnected_and_sleeping_workflows_wake(
+    own_stack, names, uid, tmp_path
+):
+    """As when the server's node is lost: the event stream stays open and silent. The workflows
+    asleep between their batches are woken by notifications on that stream; the processor must
+    notice the silence (RESONATE_STREAM_IDLE_SECONDS) and connect again, not wait for the
+    listener refresh (RESONATE_LISTENER_REFRESH_SECONDS, 600 s) or forever."""
+    bootstrap, server = own_stack
+    with ServerProxy(server.url) as proxy:
+        env = durable_env(SimpleNamespace(bootstrap_servers=bootstrap), proxy, names, tmp_path,
+                          RESONATE_STREAM_IDLE_SECONDS="2", DELETE_BATCH_INTERVAL_SECONDS="3", DELETE_DONE_RATE="0")
+        processor = ProcessorProcess("v", env, tmp_path)
+        processor.start()
+        try:
+            wait_until(lambda: proxy.streams >= 1, 30, "the processor's event stream open")
+            tombstones = [Tombstone(id=tid, batches=3) for tid in new_ids(6, f"gone{uid}")]
+            send_tombstones(bootstrap, names, tombstones)
+            # every workflow ran its first batch and sleeps: a notification must wake it
+            wait_until(lambda: len({e["id"] for e in read_ledger(tmp_path / "ledger.jsonl")}) == len(tombstones),
+                       60, "every workflow's first batch done")
+            vanished = proxy.vanish_streams()
+            began = time.monotonic()
+            records = read_until(bootstrap, names["TOPIC_PROCESSED"], lambda r: len(r) >= len(tombstones), timeout=120)
+            took = time.monotonic() - began
+        finally:
+            assert processor.terminate() == 0
+    print(f"{vanished} stream(s) vanished; {proxy.streams} opened in all; every workflow done {took:.1f}s later")
+    assert {r.key for r in records} == {t.id for t in tombstones}
+    assert proxy.seen[("stream", "vanished")] >= 1 and proxy.streams > vanished, "connected again"
+
+
 def test_sigterm_while_the_server_is_down_exits_at_once_and_nothing_is_lost(private_stack, names, uid, tmp_path):
     broker, server = private_stack
     create_topics(broker.bootstrap_servers, names, partitions=2)

@@ -3,7 +3,9 @@
 Requests (``POST /`` envelopes) and the server's push streams pass through unchanged unless a
 fault says otherwise: answer step-promise creates as a server from before the ``<id>:<lineage>``
 ids does (its own 400 body), answer chosen request kinds with a 5xx or a 400, delay them, or
-reset the connection. It runs on its own event loop in a thread, so blocking tests can use it.
+reset the connection; or make the push streams open now vanish as a lost node's do (the server
+sees them closed, the processor sees them open and silent). It runs on its own event loop in a
+thread, so blocking tests can use it.
 """
 
 from __future__ import annotations
@@ -44,6 +46,9 @@ class ServerProxy:
     faults: list[Fault] = field(default_factory=list)
     refuse_step_creates: bool = False  # behave like a server without `<id>:<lineage>` ids
     seen: Counter = field(default_factory=Counter)  # (kind, what happened) -> count
+    streams: int = 0  # push streams opened so far
+    _vanished_before: int = 0  # streams numbered below this have vanished
+    _upstreams: dict = field(default_factory=dict)  # open push stream number -> its upstream response
 
     @property
     def url(self) -> str:
@@ -93,6 +98,21 @@ class ServerProxy:
         await self._session.close()
         await self._runner.cleanup()
 
+    def vanish_streams(self) -> int:
+        """The push streams open now vanish: the server's side is closed, as when the server goes
+        with its node; the processor's stays open and hears nothing more, as through a link that
+        went down (no FIN, no RST). Streams opened afterwards pass. Returns how many were open."""
+        def vanish() -> int:
+            self._vanished_before = self.streams
+            for upstream in self._upstreams.values():
+                upstream.close()
+            return len(self._upstreams)
+
+        async def run() -> int:
+            return vanish()
+
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(10)
+
     # ── requests ────────────────────────────────────────────────────────────
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
@@ -136,15 +156,30 @@ class ServerProxy:
 
     async def _stream(self, request: web.Request) -> web.StreamResponse:
         """Everything else (the push stream, /ready, /health), streamed through as it comes."""
+        push = request.path.startswith("/poll/")
+        number = self.streams
+        self.streams += push
         async with self._session.request(
             request.method, self.upstream + request.path_qs, headers=_passed(request.headers), data=await request.read()
         ) as upstream:
             response = web.StreamResponse(status=upstream.status, headers=_passed(upstream.headers))
             await response.prepare(request)
-            async for chunk in upstream.content.iter_any():
-                await response.write(chunk)
-            await response.write_eof()
-            return response
+            if push:
+                self._upstreams[number] = upstream
+            try:
+                async for chunk in upstream.content.iter_any():
+                    await response.write(chunk)
+            except aiohttp.ClientError:
+                if not (push and number < self._vanished_before):
+                    raise
+            finally:
+                if push:
+                    self._upstreams.pop(number, None)
+        if push and number < self._vanished_before:
+            self.seen[("stream", "vanished")] += 1
+            await asyncio.Event().wait()  # silent until the client gives up (or the proxy stops)
+        await response.write_eof()
+        return response
 
 
 def _promise_id(envelope: dict) -> str:

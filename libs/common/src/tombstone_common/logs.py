@@ -12,8 +12,10 @@ from tombstone_common.settings import BaseServiceSettings
 
 # resonate-sdk logs four INFO lines for every durable step (promise create and settle, request
 # and response) on this logger: eight rendered lines per 1-batch tombstone that say nothing the
-# processor's own logs and metrics do not. Shown with LOG_LEVEL=DEBUG.
-CHATTY_LIBRARY_LOGGERS = ("resonate.validation",)
+# processor's own logs and metrics do not. Its event stream logs two INFO lines at every
+# reconnect, which an idle stream does every RESONATE_STREAM_IDLE_SECONDS (failures to connect
+# are warnings, and stay). Shown with LOG_LEVEL=DEBUG.
+CHATTY_LIBRARY_LOGGERS = ("resonate.validation", "resonate.connections.sse")
 
 
 def _add_trace_ids(_logger: object, _name: str, event: dict) -> dict:

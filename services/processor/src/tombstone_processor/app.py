@@ -23,6 +23,7 @@ from tombstone_common.settings import fail
 from tombstone_processor.dead_letters import DeadLetters
 from tombstone_processor.dispatcher import Dispatcher
 from tombstone_processor.effects import Publisher
+from tombstone_processor.event_stream import EventStream
 from tombstone_processor.heartbeat import HeartbeatPerOrigin
 from tombstone_processor.failures import reason
 from tombstone_processor.http import Check, HealthServer
@@ -68,10 +69,15 @@ def build_resonate(
         ttl = timedelta(seconds=settings.resonate_ttl_seconds)
         pid = uuid.uuid4().hex
         beats = HeartbeatPerOrigin()
+        url = str(settings.resonate_url).rstrip("/")
+        token = settings.resonate_token.get_secret_value() if settings.resonate_token else None
         resonate = Resonate(
-            url=str(settings.resonate_url).rstrip("/"),
-            token=settings.resonate_token.get_secret_value() if settings.resonate_token else None,
+            url=url,
+            token=token,
             pid=pid,
+            # the SDK's own stream ends for good after 300 s (event_stream.py)
+            sources=[EventStream(url, pid=pid, group=settings.resonate_group, auth=token,
+                                 idle_seconds=settings.resonate_stream_idle_seconds)],
             ttl=ttl,
             # the SDK's heartbeat loop, renewing each workflow's lease in its own request
             heartbeat=AsyncHeartbeat(pid, max(int(ttl.total_seconds() * 1000) // 2, 1), beats),

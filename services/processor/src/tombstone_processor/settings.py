@@ -48,6 +48,10 @@ class ProcessorSettings(SimulationSettings):
         600.0, gt=0,
         description="How often every followed workflow's listener is registered again (one request each), in case a notification was lost while the event stream reconnected; until then such a workflow keeps its slot.",
     )
+    resonate_stream_idle_seconds: float = Field(
+        30.0, gt=0,
+        description="A silent event stream from the server is reconnected after this (the server sends nothing while idle, and one that vanished without closing it, its node lost, sends nothing either).",
+    )
     resonate_group: str = Field(
         "tombstone-processors", min_length=1, description="Resonate worker group of processors."
     )
