@@ -236,6 +236,21 @@ while left and time.monotonic() < deadline:
 """
 
 
+# The partitions of the pipeline's topics as the broker reports them, from inside the cluster:
+# {topic: {partition: {"leader", "replicas", "isr"}}}, broker ids being node.id (the pod ordinal).
+DESCRIBE_TOPICS = """
+import json
+from confluent_kafka.admin import AdminClient
+from tombstone_common.kafka import client_config
+from tombstone_common.settings import PipelineSettings, load_settings
+settings = load_settings(PipelineSettings)
+topics = AdminClient(client_config(settings)).list_topics(timeout=30).topics
+names = (settings.topic_tombstones, settings.topic_processed, settings.topic_dlq)
+print(json.dumps({name: {p: {"leader": m.leader, "replicas": sorted(m.replicas), "isr": sorted(m.isrs)}
+                         for p, m in sorted(topics[name].partitions.items())} for name in names if name in topics}))
+"""
+
+
 def processors(kube: Kube) -> list[dict]:
     return [p for p in kube.items("pods", PROCESSOR) if not p["metadata"].get("deletionTimestamp")]
 
@@ -245,10 +260,25 @@ def component_name(kube: Kube, kind: str, component: str) -> str:
     return item["metadata"]["name"]
 
 
-def read_processed(kube: Kube) -> list[dict]:
-    pod = next(p["metadata"]["name"] for p in processors(kube) if pod_ready(p))
-    out = kube.kubectl("exec", pod, "-c", "processor", "--", "python", "-c", READ_PROCESSED, timeout=120)
+def in_a_processor(kube: Kube, script: str) -> list[dict]:
+    """Runs ``script`` in a processor's container (a ready one if there is one: one that waits
+    for the server is running all the same); its JSON lines."""
+    running = sorted((p for p in processors(kube) if p.get("status", {}).get("phase") == "Running"),
+                     key=lambda p: not pod_ready(p))
+    if not running:
+        raise CommandFailed("no processor is running")
+    pod = running[0]["metadata"]["name"]
+    out = kube.kubectl("exec", pod, "-c", "processor", "--", "python", "-c", script, timeout=120)
     return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+def read_processed(kube: Kube) -> list[dict]:
+    return in_a_processor(kube, READ_PROCESSED)
+
+
+def describe_topics(kube: Kube) -> dict[str, dict[str, dict]]:
+    (topics,) = in_a_processor(kube, DESCRIBE_TOPICS)
+    return topics
 
 
 def produce(kube: Kube, tag: str, deadline: float = 180) -> list[str]:
