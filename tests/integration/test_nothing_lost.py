@@ -154,5 +154,9 @@ async def test_a_broker_restart_while_dead_letters_are_refused_loses_none(own_br
         await off_loop(wait_until, lambda: committed(bootstrap, names) == {0: len(records)}, 60, "every offset committed")
 
     processed, dead = whereabouts(bootstrap, names)
-    assert sorted(processed) == sorted(good)
-    assert sorted(dead) == [(0, n) for n in range(4)]
+    # None lost. The restart can also cost the consumer its group membership before it commits
+    # what the fixed topic accepted (seen under load): those records come again and are written
+    # again (at least once), so duplicates are counted, not refused.
+    assert set(processed) == set(good)
+    assert set(dead) == {(0, n) for n in range(4)}
+    print(f"\nduplicates: {len(processed) - len(set(processed))} processed, {len(dead) - len(set(dead))} dead letters")
