@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, ClusterMetadata, NewTopic
 from pydantic import Field, model_validator
 
 from tombstone_common.settings import PipelineSettings
@@ -78,22 +78,23 @@ def await_brokers(
     """Wait until the cluster has ``needed`` brokers, calling ``report`` with each new count; the
     broker refuses a topic with more replicas than brokers. A replicated broker answers once a
     majority of its nodes is up, not all of them: the rest join a moment later."""
-    deadline = time.monotonic() + timeout
-    seen = None
-    while True:
-        count = len(admin.list_topics(timeout=10).brokers)
-        if count >= needed:
-            return count
-        if count != seen:
+    reported: list[int] = []
+
+    def enough(metadata: ClusterMetadata) -> bool:
+        count = len(metadata.brokers)
+        if count < needed and reported[-1:] != [count]:
             report(count)
-            seen = count
-        if time.monotonic() >= deadline:
-            raise TooFewBrokers(
-                f"the cluster has {count} broker(s) after {timeout:.0f}s and "
-                f"TOPIC_REPLICATION_FACTOR={needed} needs {needed}: start more brokers or lower "
-                "TOPIC_REPLICATION_FACTOR"
-            )
-        time.sleep(0.5)
+            reported.append(count)
+        return count >= needed
+
+    metadata, done = _metadata_until(admin, enough, timeout, every=0.5)
+    if not done:
+        raise TooFewBrokers(
+            f"the cluster has {len(metadata.brokers)} broker(s) after {timeout:.0f}s and "
+            f"TOPIC_REPLICATION_FACTOR={needed} needs {needed}: start more brokers or lower "
+            "TOPIC_REPLICATION_FACTOR"
+        )
+    return len(metadata.brokers)
 
 
 @dataclass(frozen=True)
@@ -146,12 +147,25 @@ def ensure_topics(
 def _wait_for_metadata(admin: AdminClient, names: list[str], timeout: float = 30.0) -> dict:
     """Topic metadata once every name is in it: a created topic reaches the metadata a moment
     after CreateTopics returns."""
+    metadata, done = _metadata_until(
+        admin, lambda m: all(name in m.topics and m.topics[name].partitions for name in names), timeout, every=0.2
+    )
+    if not done:
+        missing = [name for name in names if name not in metadata.topics]
+        raise KafkaException(KafkaError(KafkaError._TIMED_OUT, f"topics not visible yet: {missing}"))
+    return metadata.topics
+
+
+def _metadata_until(
+    admin: AdminClient, done: Callable[[ClusterMetadata], bool], timeout: float, every: float
+) -> tuple[ClusterMetadata, bool]:
+    """The cluster's metadata, asked again every ``every`` seconds until ``done`` holds for it or
+    ``timeout`` has passed; and whether it held."""
     deadline = time.monotonic() + timeout
     while True:
-        topics = admin.list_topics(timeout=10).topics
-        if all(name in topics and topics[name].partitions for name in names):
-            return topics
-        if time.monotonic() > deadline:
-            missing = [name for name in names if name not in topics]
-            raise KafkaException(KafkaError(KafkaError._TIMED_OUT, f"topics not visible yet: {missing}"))
-        time.sleep(0.2)
+        metadata = admin.list_topics(timeout=10)
+        if done(metadata):
+            return metadata, True
+        if time.monotonic() >= deadline:
+            return metadata, False
+        time.sleep(every)
