@@ -102,16 +102,13 @@ class ServerProxy:
         """The push streams open now vanish: the server's side is closed, as when the server goes
         with its node; the processor's stays open and hears nothing more, as through a link that
         went down (no FIN, no RST). Streams opened afterwards pass. Returns how many were open."""
-        def vanish() -> int:
-            self._vanished_before = self.streams
-            for upstream in self._upstreams.values():
-                upstream.close()
-            return len(self._upstreams)
+        return asyncio.run_coroutine_threadsafe(self._vanish(), self._loop).result(10)
 
-        async def run() -> int:
-            return vanish()
-
-        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(10)
+    async def _vanish(self) -> int:  # on the proxy's loop, beside the streams it ends
+        self._vanished_before = self.streams
+        for upstream in self._upstreams.values():
+            upstream.close()
+        return len(self._upstreams)
 
     # ── requests ────────────────────────────────────────────────────────────
 

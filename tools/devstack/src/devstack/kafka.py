@@ -122,7 +122,6 @@ class KafkaBroker:
     def bootstrap_servers(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-
     def _write_config(self) -> Path:
         config = self.home / "server.properties"
         quorum = (
