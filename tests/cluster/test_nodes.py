@@ -109,9 +109,9 @@ def brokers(kube: Kube) -> dict[str, str | None]:
             if pod_ready(p) and not p["metadata"].get("deletionTimestamp")}
 
 
-def partitions(kube: Kube) -> str:
-    """Leaders and in-sync replicas of the tombstones topic, one partition a line."""
-    (tombstones, *_) = describe_topics(kube).values()
+def partitions(topics: dict) -> str:
+    """Leaders and in-sync replicas of the tombstones topic (from describe_topics), one partition a line."""
+    (tombstones, *_) = topics.values()
     return "\n".join(f"  tombstones[{p}]: leader {m['leader']}, replicas {m['replicas']}, in sync {m['isr']}"
                      for p, m in tombstones.items())
 
@@ -121,9 +121,9 @@ def ordinal(broker: str) -> int:
     return int(broker.rsplit("-", 1)[1])
 
 
-def leaders(kube: Kube) -> Counter:
-    """How many partitions of the pipeline's topics each broker (node.id) leads."""
-    return Counter(m["leader"] for topic in describe_topics(kube).values() for m in topic.values())
+def leaders(topics: dict) -> Counter:
+    """How many partitions of the pipeline's topics (from describe_topics) each broker (node.id) leads."""
+    return Counter(m["leader"] for topic in topics.values() for m in topic.values())
 
 
 def all_brokers_back(kube: Kube) -> None:
@@ -132,7 +132,7 @@ def all_brokers_back(kube: Kube) -> None:
     wait_for(lambda: len(brokers(kube)) == BROKERS, 300, f"{BROKERS} brokers ready")
     wait_for(lambda: all(len(m["isr"]) == BROKERS for t in describe_topics(kube).values() for m in t.values()),
              300, "every partition back in sync on all the brokers", every=3)
-    wait_for(lambda: len(leaders(kube)) == BROKERS, 120, "every broker leading partitions again", every=3)
+    wait_for(lambda: len(leaders(describe_topics(kube))) == BROKERS, 120, "every broker leading partitions again", every=3)
 
 
 def report(processed: Processed, ids: list[str]) -> float:
@@ -157,7 +157,7 @@ def test_processors_spread_over_the_workers(spread):
     print(f"processors per node: {dict(placed)}")
     all_brokers_back(kube)
     on = brokers(kube)
-    print(f"brokers: {on}\n{partitions(kube)}")
+    print(f"brokers: {on}\n{partitions(describe_topics(kube))}")
     assert len(set(on.values())) == BROKERS, "one broker per node"
     assert set(placed) == set(workers(kube)), placed
     assert max(placed.values()) - min(placed.values()) <= 1
@@ -198,7 +198,7 @@ def test_drain_waits_for_the_budget_and_loses_nothing(spread):
     assert evicted not in brokers(kube), f"{evicted} waits for its node (its volume is there)"
     finished = report(await_processed(kube, ids, 600, f"{len(ids)} tombstones processed after the drain"), ids)
     print(f"resume: every tombstone processed {finished - drained:.0f}s after the drain returned, "
-          f"with {evicted} away:\n{partitions(kube)}")
+          f"with {evicted} away:\n{partitions(describe_topics(kube))}")
     kube.kubectl("uncordon", node)
     all_brokers_back(kube)
 
@@ -218,8 +218,8 @@ def test_losing_a_worker_with_processors_and_a_broker_loses_nothing(spread):
     node = busy_worker(kube)
     lost = placement(kube)[node]
     (broker,) = [b for b, n in brokers(kube).items() if n == node]
-    led = partitions(kube)
-    leading = leaders(kube)[ordinal(broker)]
+    topics = describe_topics(kube)
+    led, leading = partitions(topics), leaders(topics)[ordinal(broker)]
     assert leading, f"{broker} leads partitions before its node goes"
     others = {ordinal(b) for b in brokers(kube) if b != broker}
     stopped = time.monotonic()
@@ -228,7 +228,7 @@ def test_losing_a_worker_with_processors_and_a_broker_loses_nothing(spread):
         wait_for(lambda: not node_ready(kube, node), 180, f"{node} NotReady")
         not_ready = time.monotonic()
         # (read in a processor: once the node is NotReady, its own are no longer taken for ready)
-        wait_for(lambda: set(leaders(kube)) <= others, 120, f"{broker}'s partitions led by the others", every=3)
+        wait_for(lambda: set(leaders(describe_topics(kube))) <= others, 120, f"{broker}'s partitions led by the others", every=3)
         # written while the broker is away: acknowledged by the two left
         during = produce(kube, "loss-during", deadline=300)
         wait_for(lambda: sum(placement(kube).values()) == 3 and node not in placement(kube), 300,
@@ -238,7 +238,7 @@ def test_losing_a_worker_with_processors_and_a_broker_loses_nothing(spread):
         processed = await_processed(kube, ids + during, 900,
                                     f"{len(ids) + len(during)} tombstones processed after losing {node}")
         finished = report(processed, ids + during)
-        print(f"partitions before, with {broker} on {node}:\n{led}\nand with it lost:\n{partitions(kube)}")
+        print(f"partitions before, with {broker} on {node}:\n{led}\nand with it lost:\n{partitions(describe_topics(kube))}")
         print(f"loss of {node} ({lost} processors, broker {broker} leading {leading} partitions): "
               f"NotReady after {not_ready - stopped:.0f}s, "
               f"{len(during)} more tombstones produced while it was away, replacements ready after "
@@ -272,8 +272,8 @@ def test_losing_the_control_planes_node_loses_nothing(spread):
         wait_for(lambda: not node_ready(kube, node), 180, f"{node} NotReady")
         not_ready = time.monotonic()
         show(kube, f"while {node}, the control plane's node, is stopped")
-        wait_for(lambda: set(leaders(kube)) <= others, 120, f"every partition led by {others}, not {broker}", every=3)
-        print(f"partitions with {broker} away:\n{partitions(kube)}")
+        wait_for(lambda: set(leaders(describe_topics(kube))) <= others, 120, f"every partition led by {others}, not {broker}", every=3)
+        print(f"partitions with {broker} away:\n{partitions(describe_topics(kube))}")
     finally:
         subprocess.run([str(CLUSTER), "node-start", node], check=True, timeout=300)
     started = time.monotonic()
