@@ -12,7 +12,7 @@ import pytest
 
 from devstack.procs import http_get, wait_until
 from harness.kafka import read_all, read_until
-from harness.ledger import Kill, read_ledger
+from harness.ledger import Kill, held, read_ledger
 from harness.processes import ProcessorProcess, metric
 from harness.topics import create_topics, send_tombstones
 from tests.support.faults import judge
@@ -28,12 +28,11 @@ def ledger(tmp_path) -> list[dict]:
     return read_ledger(tmp_path / "ledger.jsonl")
 
 
-def unfinished_on(pid: int, batches: int, tmp_path) -> set[str]:
-    """The workflows whose last step so far ran in process ``pid`` and that have more to run."""
-    last: dict[str, dict] = {}
-    for entry in sorted(ledger(tmp_path), key=lambda e: e["at"]):
-        last[entry["id"]] = entry
-    return {tid for tid, e in last.items() if e["pid"] == pid and not (e["ok"] and e["batch"] >= batches)}
+def part_done_on(pid: int, batches: int, tmp_path) -> list[str]:
+    """The workflows of ``batches`` batches that process ``pid`` holds now, part done."""
+    entries = ledger(tmp_path)
+    completed_at = {e["id"]: e["at"] for e in entries if e["ok"] and e["batch"] >= batches}
+    return held(entries, pid, time.time(), completed_at)
 
 
 def test_a_killed_processor_holding_paused_partitions_strands_nothing(private_stack, names, uid, tmp_path):
@@ -49,7 +48,7 @@ def test_a_killed_processor_holding_paused_partitions_strands_nothing(private_st
         # Paused at its bound is not enough: the workflows it started must have run steps there,
         # or there is nothing for b to resume.
         wait_until(
-            lambda: metric(first.metrics(), "tombstones_partitions_paused") == 1 and unfinished_on(first.pid, 4, tmp_path),
+            lambda: metric(first.metrics(), "tombstones_partitions_paused") == 1 and part_done_on(first.pid, 4, tmp_path),
             60, "a paused at its bound, with workflows part-done",
         )
         assigned_to_first = metric(first.metrics(), "tombstones_partitions_assigned")

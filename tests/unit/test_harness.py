@@ -1,4 +1,4 @@
-"""The pure pieces of the shared harness: percentiles and /proc parsing."""
+"""The pure pieces of the shared harness: percentiles, /proc parsing and the deletion ledger."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from harness.ledger import Kill, held, resume_delays
 from harness.procfs import CLOCK_TICKS, cpu_seconds, cpu_seconds_from_stat
 from harness.stats import percentile
 
@@ -38,3 +39,21 @@ def test_cpu_seconds_of_this_process_grow_while_it_works():
     while cpu_seconds(os.getpid()) < deadline:
         spins += 1
     assert cpu_seconds(os.getpid()) > before
+
+
+def step(tid: str, batch: int, pid: int, at: float, ok: bool = True) -> dict:
+    return {"id": tid, "batch": batch, "pid": pid, "at": at, "ok": ok}
+
+
+def test_a_killed_process_held_the_workflows_whose_last_step_ran_there_and_had_not_completed():
+    ledger = [
+        step("a", 1, pid=1, at=1.0), step("a", 2, pid=2, at=5.0),  # resumed by 2, 3 s after the kill
+        step("b", 1, pid=2, at=1.0), step("b", 2, pid=1, at=1.5, ok=False),  # a failed attempt is a step too
+        step("c", 1, pid=2, at=1.0),  # process 2's
+        step("d", 1, pid=1, at=1.0),  # completed before the kill
+        step("e", 1, pid=1, at=3.0),  # after the kill: not held by it
+    ]
+    kill = Kill(2.0, 1, "SIGKILL")
+    assert sorted(held(ledger, 1, 2.0, {"d": 1.2})) == ["a", "b"]
+    assert sorted(held(ledger, 1, 2.0)) == ["a", "b", "d"]  # completion unknown
+    assert resume_delays(ledger, kill, {"d": 1.2}) == {"a": 3.0, "b": None}

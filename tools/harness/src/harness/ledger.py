@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,22 +22,25 @@ def read_ledger(path: str | Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line]
 
 
+def held(ledger: list[dict], pid: int, at: float, completed_at: dict[str, float] | None = None) -> list[str]:
+    """The workflows process ``pid`` held at ``at``: their last step by then ran there, and they
+    had not completed by then (when ``completed_at`` says when each did)."""
+    last: dict[str, dict] = {}
+    for entry in sorted(ledger, key=lambda e: e["at"]):
+        if entry["at"] <= at:
+            last[entry["id"]] = entry
+    completed_at = completed_at or {}
+    return [tid for tid, entry in last.items()
+            if entry["pid"] == pid and completed_at.get(tid, float("inf")) > at]
+
+
 def resume_delays(
     ledger: list[dict], kill: Kill, completed_at: dict[str, float] | None = None
 ) -> dict[str, float | None]:
-    """The workflows the killed process held (their last step before the kill ran there, and they
-    had not completed by then), each with the time from the kill to its next step in another
-    process; None while it has not resumed."""
-    by_id: dict[str, list[dict]] = defaultdict(list)
-    for entry in sorted(ledger, key=lambda e: e["at"]):
-        by_id[entry["id"]].append(entry)
+    """The workflows the killed process held (``held``), each with the time from the kill to its
+    next step in another process; None while it has not resumed."""
     delays: dict[str, float | None] = {}
-    for tombstone_id, entries in by_id.items():
-        before = [e for e in entries if e["at"] <= kill.at]
-        if not before or before[-1]["pid"] != kill.pid:
-            continue
-        if completed_at is not None and completed_at.get(tombstone_id, float("inf")) <= kill.at:
-            continue
-        after = [e for e in entries if e["at"] > kill.at and e["pid"] != kill.pid]
-        delays[tombstone_id] = after[0]["at"] - kill.at if after else None
+    for tombstone_id in held(ledger, kill.pid, kill.at, completed_at):
+        after = [e["at"] for e in ledger if e["id"] == tombstone_id and e["at"] > kill.at and e["pid"] != kill.pid]
+        delays[tombstone_id] = min(after) - kill.at if after else None
     return delays
