@@ -78,13 +78,14 @@ def await_brokers(
     """Wait until the cluster has ``needed`` brokers, calling ``report`` with each new count; the
     broker refuses a topic with more replicas than brokers. A replicated broker answers once a
     majority of its nodes is up, not all of them: the rest join a moment later."""
-    reported: list[int] = []
+    last_reported = None
 
     def enough(metadata: ClusterMetadata) -> bool:
+        nonlocal last_reported
         count = len(metadata.brokers)
-        if count < needed and reported[-1:] != [count]:
+        if count < needed and count != last_reported:
             report(count)
-            reported.append(count)
+            last_reported = count
         return count >= needed
 
     metadata, done = _metadata_until(admin, enough, timeout, every=0.5)
