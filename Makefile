@@ -46,11 +46,12 @@ test: setup test-tools ## Unit + integration + e2e tests (starts its own broker;
 	@$(VENV)/pytest
 
 # What the tests use that takes minutes to build, built before the test run (never under a
-# test's timeout): helm, and the service images when Docker answers and they are missing. Without
-# Go or Docker the tests that need them skip with the reason.
+# test's timeout): helm, Jaeger, and the service images when Docker answers and they are missing.
+# Without Go or Docker the tests that need them skip with the reason.
 .PHONY: test-tools
 test-tools:
 	@$(K8S_TOOLS) helm >/dev/null || echo "note: helm is unavailable; the chart tests will be skipped"
+	@$(VENV)/devstack jaeger >/dev/null || echo "note: Jaeger is unavailable; the trace tests will be skipped"
 	@$(VENV)/python -m tests.images.docker
 
 .PHONY: test-unit
