@@ -15,24 +15,25 @@ import time
 from pathlib import Path
 
 from confluent_kafka import Consumer, Message, Producer
+from opentelemetry.trace import INVALID_SPAN
 
 from tombstone_common.kafka import consumer_config, producer_config
 from tombstone_common.messages import ProcessedRecord, SourcePosition, parse_tombstone, utc_now
 from tombstone_common.settings import load_settings
 from tombstone_processor.settings import ProcessorSettings
-from tombstone_processor.simulation import BatchResult, DeleteError, SimulatedDeleter, Work
-from tombstone_processor.workflow import RetryBackoff
+from tombstone_processor.simulation import BatchResult, DeleteError, SimulatedDeleter
+from tombstone_processor.tracing import TraceContext
+from tombstone_processor.workflow import Job, RetryBackoff, delete_attempt
 
 
-def delete_batch(deleter: SimulatedDeleter, settings: ProcessorSettings, tombstone_id: str, batch: int, work: Work) -> BatchResult:
-    """One batch with the processor's retry policy (exponential backoff, bounded attempts)."""
-    step_id = f"{tombstone_id}:{batch}"
+def delete_batch(deleter: SimulatedDeleter, retry: RetryBackoff, job: Job, batch: int) -> BatchResult:
+    """The workflow's own delete attempt, retried here as Resonate retries the step."""
+    step_id = f"{job.id}:{batch}"
     while True:
-        attempt = deleter.count_attempt(step_id)
         try:
-            return deleter.delete_batch(step_id, tombstone_id, batch, work, attempt)
-        except DeleteError:
-            delay = RetryBackoff.for_deletes(settings).next(attempt)
+            return delete_attempt(deleter, job, step_id, batch)
+        except DeleteError as error:
+            delay = retry.next(error.attempt)
             if delay is None:
                 raise
             time.sleep(delay)
@@ -40,11 +41,12 @@ def delete_batch(deleter: SimulatedDeleter, settings: ProcessorSettings, tombsto
 
 def process(message: Message, settings: ProcessorSettings, deleter: SimulatedDeleter, producer: Producer) -> None:
     tombstone = parse_tombstone(message.key(), message.value(), settings.processor_max_record_bytes)
-    work = Work(batches=tombstone.batches, error_rate=tombstone.error_rate)
-    started = utc_now()
+    position = SourcePosition(topic=message.topic(), partition=message.partition(), offset=message.offset())
+    job = Job.received(tombstone, position, message.key(), message.value(), TraceContext.under(INVALID_SPAN))
+    retry = RetryBackoff.for_deletes(settings)
     batches = attempts = 0
     while True:
-        result = delete_batch(deleter, settings, tombstone.id, batches + 1, work)
+        result = delete_batch(deleter, retry, job, batches + 1)
         batches += 1
         attempts += result.attempts
         if result.done:
@@ -52,10 +54,10 @@ def process(message: Message, settings: ProcessorSettings, deleter: SimulatedDel
         time.sleep(settings.delete_batch_interval_seconds)
     record = ProcessedRecord(
         id=tombstone.id,
-        source=SourcePosition(topic=message.topic(), partition=message.partition(), offset=message.offset()),
+        source=position,
         batches=batches,
         attempts=attempts,
-        started_at=started,
+        started_at=job.started_at,
         completed_at=utc_now(),
         processor=settings.processor_name,
     )

@@ -27,13 +27,12 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 
 from tombstone_common.logs import get_logger
-from tombstone_common.messages import InvalidRecord, SourcePosition, parse_tombstone, utc_now
+from tombstone_common.messages import InvalidRecord, SourcePosition, parse_tombstone
 from tombstone_common.telemetry import Messaging, context_from_headers, kafka_attributes
 from tombstone_processor.dead_letters import DeadLetter, DeadLetters
 from tombstone_processor.dispatcher import Dispatcher, Workflow
 from tombstone_processor.offsets import PartitionOffsets
 from tombstone_processor.settings import ProcessorSettings
-from tombstone_processor.simulation import Work
 from tombstone_processor.state import IntakeMetrics, Partition
 from tombstone_processor.tracing import TraceContext, start_process_span
 from tombstone_processor.workflow import Job
@@ -131,20 +130,8 @@ class Intake:
             span.set_status(Status(StatusCode.ERROR, exc.reason))
             self._settle_after(self._dead_letter(message, position, exc.reason), offsets, position, span)
             return
-        key = message.key()
-        workflow = self._dispatcher.admit(
-            Job(
-                id=tombstone.id,
-                topic=position.topic,
-                partition=position.partition,
-                offset=position.offset,
-                work=Work(batches=tombstone.batches, error_rate=tombstone.error_rate),
-                started_at=utc_now().isoformat(),
-                key=key.decode() if key is not None else None,
-                value=message.value().decode(),
-                trace=TraceContext.under(span),
-            )
-        )
+        job = Job.received(tombstone, position, message.key(), message.value(), TraceContext.under(span))
+        workflow = self._dispatcher.admit(job)
         self._settle_after(self._handed_off(workflow), offsets, position, span)
 
     async def _handed_off(self, workflow: Workflow) -> None:

@@ -13,7 +13,11 @@ from tombstone_processor.state import DeletionMetrics
 
 
 class DeleteError(Exception):
-    """A transient failure of one delete attempt; Resonate retries it."""
+    """A transient failure of one delete attempt (``attempt``, from 1); Resonate retries it."""
+
+    def __init__(self, message: str, attempt: int = 0) -> None:
+        super().__init__(message)
+        self.attempt = attempt
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,6 @@ class SimulatedDeleter:
             self._metrics.batch_failures += 1
             if attempt >= self._settings.delete_max_attempts:
                 self._finished_step(tombstone_id, step_id)
-            raise DeleteError(f"batch {batch} of {tombstone_id} failed (attempt {attempt})")
+            raise DeleteError(f"batch {batch} of {tombstone_id} failed (attempt {attempt})", attempt)
         self._finished_step(tombstone_id, step_id)
         return BatchResult(done=done, attempts=attempt, finished_at=time.time())

@@ -22,7 +22,7 @@ from resonate.context import Context
 from resonate.error import ApplicationError, PlatformError
 from resonate.resonate import Resonate
 
-from tombstone_common.messages import ProcessedRecord, SourcePosition, utc_now
+from tombstone_common.messages import ProcessedRecord, SourcePosition, Tombstone, utc_now
 from tombstone_common.telemetry import headers_from, kafka_attributes
 from tombstone_processor.dead_letters import DeadLetter, DeadLetters
 from tombstone_processor.effects import Publisher
@@ -46,6 +46,23 @@ class Job:
     key: str | None
     value: str
     trace: TraceContext
+
+    @classmethod
+    def received(
+        cls, tombstone: Tombstone, position: SourcePosition, key: bytes | None, value: bytes, trace: TraceContext
+    ) -> "Job":
+        """The job of a record just taken from the tombstones topic."""
+        return cls(
+            id=tombstone.id,
+            topic=position.topic,
+            partition=position.partition,
+            offset=position.offset,
+            work=Work(batches=tombstone.batches, error_rate=tombstone.error_rate),
+            started_at=utc_now().isoformat(),
+            key=key.decode() if key is not None else None,
+            value=value.decode(),
+            trace=trace,
+        )
 
     @property
     def source(self) -> SourcePosition:
@@ -229,12 +246,20 @@ async def _cleanup(ctx: Context, job: Job, sleep: Sleep) -> Outcome:
 
 
 async def delete_batch(ctx: Context, job: Job, batch: int, slept_since: float | None) -> BatchResult:
-    deleter = ctx.get_dependency(Dependencies).deleter
-    attempt = deleter.count_attempt(job.id, ctx.info.id)
+    return delete_attempt(ctx.get_dependency(Dependencies).deleter, job, ctx.info.id, batch, slept_since)
+
+
+def delete_attempt(
+    deleter: SimulatedDeleter, job: Job, step_id: str, batch: int, slept_since: float | None = None
+) -> BatchResult:
+    """One attempt at one batch, traced; raises ``DeleteError`` when it failed. The body of the
+    ``delete_batch`` step, and what ``bench/baseline.py`` runs (its own retries instead of
+    Resonate's), so the two cannot drift apart."""
+    attempt = deleter.count_attempt(job.id, step_id)
     if slept_since is not None and attempt == 1:  # the durable sleep that ended just now
         emit_span("sleep", job.trace.workflow(), slept_since, time.time(), **{"tombstone.id": job.id})
     with step_span("delete_batch", job.trace, **{"tombstone.id": job.id, "batch": batch, "attempt": attempt}):
-        return deleter.delete_batch(ctx.info.id, job.id, batch, job.work, attempt)
+        return deleter.delete_batch(step_id, job.id, batch, job.work, attempt)
 
 
 async def publish_processed(ctx: Context, job: Job, batches: int, attempts: int) -> str | None:
