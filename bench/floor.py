@@ -15,18 +15,21 @@ per workflow (from its log) beside them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import uuid
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
 from devstack.procs import Managed, wait_until
 from harness.processes import clean_environ
 from harness.procfs import cpu_seconds
 from matplotlib.axes import Axes
 
+from bench.profile import Profile, flame_graph, record
 from bench.report import Section
 from bench.stack import REPO, Stack, gauge, server_requests
 from tombstone_common.messages import Tombstone
@@ -34,14 +37,21 @@ from tombstone_producer.produce import new_ids
 
 TITLE = "1. The floor: pipeline vs bare resonate-sdk"
 
-WORKFLOWS = 2000
 MAX_IN_FLIGHT = 100  # PROCESSOR_MAX_IN_FLIGHT's default, and the floor's bound
 PARTITIONS = 8
-WARM_UP = 20
-ROUNDS = 4  # floor and pipeline alternate, WORKFLOWS / ROUNDS at a time
-FLOOR, PIPELINE = "bare resonate-sdk (floor)", "the pipeline, 1 processor"
+
+
+@dataclass(frozen=True)
+class Sizes:
+    workflows: int = 2000
+    rounds: int = 4  # floor and pipeline alternate, workflows / rounds at a time
+    warm_up: int = 20
+
+
+FULL, SMOKE = Sizes(), Sizes(workflows=6, rounds=2, warm_up=2)
+FLOOR, KAFKA_FLOOR, PIPELINE = "bare resonate-sdk (floor)", "bare Kafka loop (Kafka floor)", "the pipeline, 1 processor"
 TIMEOUT = 300.0
-TARGET_THROUGHPUT, TARGET_CPU = 0.90, 1.2
+TARGET_THROUGHPUT, TARGET_CPU, TARGET_BROKER_MS = 0.90, 1.2, 0.3
 PROCESSES = ("client", "server", "broker")
 
 
@@ -82,7 +92,7 @@ def _pids(stack: Stack) -> dict[str, int]:
     return pids  # type: ignore[return-value]
 
 
-def floor_round(stack: Stack, number: int, count: int) -> Run:
+def floor_round(stack: Stack, number: int, count: int, warm_up: int) -> Run:
     result = stack.run_dir / f"floor-{number}.json"
     watched = ",".join(f"{name}={pid}" for name, pid in _pids(stack).items())
     run_id = f"bench-floor-{uuid.uuid4().hex[:6]}"
@@ -94,9 +104,12 @@ def floor_round(stack: Stack, number: int, count: int) -> Run:
         "FLOOR_PREFIX": run_id,
         "FLOOR_WORKFLOWS": str(count),
         "FLOOR_MAX_IN_FLIGHT": str(MAX_IN_FLIGHT),
+        "FLOOR_WARM_UP": str(warm_up),
         "BENCH_RESULT_FILE": str(result),
         "BENCH_WATCH_PIDS": watched,
     }
+    if stack.profile:
+        env["BENCH_PROFILE_FILE"] = str(_profile_file(stack, FLOOR, number))
     client = Managed(f"floor-client-{number}", stack.run_dir)
     before = server_requests(stack)
     client.spawn([sys.executable, "-m", "bench.floor_client"], env=env, cwd=stack.run_dir, inherit_env=False)
@@ -112,43 +125,92 @@ def floor_round(stack: Stack, number: int, count: int) -> Run:
     return Run(FLOOR, measured["workflows"], measured["seconds"], measured["cpu_seconds"], requests)
 
 
-def pipeline_round(stack: Stack, names: dict[str, str], pids: dict[str, int], number: int, count: int) -> Run:
+def pipeline_round(
+    stack: Stack, names: dict[str, str], pids: dict[str, int], number: int, count: int, name: str = PIPELINE
+) -> Run:
+    """``count`` tombstones through a running worker (the processor, or the Kafka floor's)."""
     work = [Tombstone(id=tid, batches=1) for tid in new_ids(count, f"{names['TOPIC_TOMBSTONES']}-{number}")]
-    before, requests = {name: cpu_seconds(pid) for name, pid in pids.items()}, server_requests(stack)
-    sent = stack.produce(names, work)
-    done = stack.completions(names, [t.id for t in work], TIMEOUT)
-    cpu = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
+    sampled = stack.profile and name == PIPELINE and number >= 0
+    with record(pids["client"], _profile_file(stack, name, number)) if sampled else contextlib.nullcontext():
+        before, requests = {name: cpu_seconds(pid) for name, pid in pids.items()}, server_requests(stack)
+        sent = stack.produce(names, work)
+        done = stack.completions(names, [t.id for t in work], TIMEOUT)
+        cpu = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
     requests = server_requests(stack) - requests
     last = max(record.completed_at.timestamp() for record in done.values())
-    return Run(PIPELINE, count, last - sent, cpu, requests)
+    return Run(name, count, last - sent, cpu, requests)
 
 
-def measure(stack: Stack) -> tuple[Run, Run]:
-    """The floor and the pipeline take turns, so a change in the machine's load hits both."""
+def _profile_file(stack: Stack, run: str, number: int) -> Path:
+    return stack.run_dir / f"profile-{'floor' if run == FLOOR else 'pipeline'}-{number}.txt"
+
+
+def _profile(stack: Stack, run: Run) -> Profile:
+    """The rounds' samples of one run, added up."""
+    merged = Profile(Counter())
+    for path in stack.run_dir.glob(_profile_file(stack, run.name, 0).name.replace("-0.txt", "-*.txt")):
+        merged.stacks.update(Profile.load(path).stacks)
+    return merged
+
+
+def profile_section(stack: Stack, base: Run, pipe: Run) -> tuple[str, dict]:
+    """A table of CPU ms per workflow by part, floor client beside processor, and their flame graphs."""
+    floor, pipeline = _profile(stack, base), _profile(stack, pipe)
+    floor_costs = floor.costs(base.workflows, base.cpu["client"])
+    pipeline_costs = pipeline.costs(pipe.workflows, pipe.cpu["client"])
+    parts = sorted(set(floor_costs) | set(pipeline_costs), key=lambda p: -pipeline_costs.get(p, 0.0))
+    lines = [
+        "", f"**Where the CPU goes** (py-spy, {floor.rate} Hz, {floor.samples} and {pipeline.samples} samples; "
+        "CPU ms per workflow by the innermost frame's part; these rounds carry py-spy's own cost):", "",
+        "| part | floor client | processor | excess |", "|---|---|---|---|",
+    ]
+    for part in parts:
+        a, b = floor_costs.get(part, 0.0), pipeline_costs.get(part, 0.0)
+        lines.append(f"| {part} | {a:.2f} | {b:.2f} | {b - a:+.2f} |")
+    lines.append(f"| **all** | {sum(floor_costs.values()):.2f} | {sum(pipeline_costs.values()):.2f} | "
+                 f"{sum(pipeline_costs.values()) - sum(floor_costs.values()):+.2f} |")
+    lines += ["", "Most self time in the processor (innermost frames):", ""]
+    lines += [f"- {share:.1%} `{frame}`" for frame, share in pipeline.top_frames(10)]
+    pictures = {
+        "flame-processor": lambda path: flame_graph(pipeline, path, f"record-processor, {pipe.workflows} workflows"),
+        "flame-floor": lambda path: flame_graph(floor, path, f"bare resonate-sdk floor client, {base.workflows} workflows"),
+    }
+    return "\n".join(lines), pictures
+
+
+def measure(stack: Stack, sizes: Sizes) -> tuple[Run, Run, Run]:
+    """The floors and the pipeline take turns, so a change in the machine's load hits all three."""
     names = stack.topics("floor-pipeline", partitions=PARTITIONS)
+    kafka_names = stack.topics("floor-kafka", partitions=PARTITIONS)
     env = stack.env(names, DELETE_BATCH_INTERVAL_SECONDS=0, PROCESSOR_MAX_IN_FLIGHT=MAX_IN_FLIGHT)
     floors: list[Run] = []
+    kafka_floors: list[Run] = []
     pipelines: list[Run] = []
-    with stack.processors(env, 1, "floor-p") as [processor]:
+    with stack.processors(env, 1, "floor-p") as [processor], stack.kafka_worker("kafka_floor", stack.env(kafka_names)) as kafka:
         wait_until(lambda: gauge(processor, "tombstones_partitions_assigned") == PARTITIONS, 60, "partitions assigned")
-        warm = [Tombstone(id=tid, batches=1) for tid in new_ids(WARM_UP, f"{names['TOPIC_TOMBSTONES']}-warm")]
+        warm = [Tombstone(id=tid, batches=1) for tid in new_ids(sizes.warm_up, f"{names['TOPIC_TOMBSTONES']}-warm")]
         stack.produce(names, warm)
         stack.completions(names, [t.id for t in warm], TIMEOUT)
         pids = {"client": processor.pid, **_pids(stack)}
-        for number in range(ROUNDS):
-            floors.append(floor_round(stack, number, WORKFLOWS // ROUNDS))
-            pipelines.append(pipeline_round(stack, names, pids, number, WORKFLOWS // ROUNDS))
-    return Run.total(floors), Run.total(pipelines)
+        kafka_pids = {"client": kafka.pid(), **_pids(stack)}
+        pipeline_round(stack, kafka_names, kafka_pids, -1, sizes.warm_up, KAFKA_FLOOR)  # its warm-up
+        each = sizes.workflows // sizes.rounds
+        for number in range(sizes.rounds):
+            floors.append(floor_round(stack, number, each, sizes.warm_up))
+            kafka_floors.append(pipeline_round(stack, kafka_names, kafka_pids, number, each, KAFKA_FLOOR))
+            pipelines.append(pipeline_round(stack, names, pids, number, each))
+    return Run.total(floors), Run.total(kafka_floors), Run.total(pipelines)
 
 
 def _kinds(run: Run) -> str:
     return ", ".join(f"{kind} {count / run.workflows:.2f}" for kind, count in sorted(run.requests.items()))
 
 
-def run(stack: Stack) -> Section:
+def run(stack: Stack, sizes: Sizes = FULL) -> Section:
     if not stack.durable:
         return Section(TITLE, "skipped: the floor is measured against a Resonate server (none here)", [], [])
-    base, pipe = measure(stack)
+    base, kafka, pipe = measure(stack, sizes)
+    broker = pipe.cpu_ms("broker")
     throughput = pipe.per_second / base.per_second
     cpu = pipe.cpu_ms("client") / base.cpu_ms("client")
     rows = [
@@ -158,37 +220,47 @@ def run(stack: Stack) -> Section:
             *(f"{r.cpu_ms(p):.2f}" for p in PROCESSES), f"{r.total_cpu_ms():.2f}",
             f"{r.cpu_ms('client') / base.cpu_ms('client'):.2f}×", f"{r.requests_per_workflow():.1f}",
         ]
-        for r in (base, pipe)
+        for r in (base, kafka, pipe)
     ]
     verdict = (
         f"Throughput pipeline / floor ≥ {TARGET_THROUGHPUT:.0%}: "
         f"{'met' if throughput >= TARGET_THROUGHPUT else 'MISSED'} ({throughput:.0%}); processor CPU per "
-        f"workflow ≤ {TARGET_CPU}× the floor client's: {'met' if cpu <= TARGET_CPU else 'MISSED'} ({cpu:.2f}×). "
+        f"workflow ≤ {TARGET_CPU}× the floor client's: {'met' if cpu <= TARGET_CPU else 'MISSED'} ({cpu:.2f}×); "
+        f"broker CPU per workflow ≤ {TARGET_BROKER_MS} ms: {'met' if broker <= TARGET_BROKER_MS else 'MISSED'} "
+        f"({broker:.2f} ms; the Kafka floor's {kafka.cpu_ms('broker'):.2f} ms, the broker's CPU while only the "
+        f"server works {base.cpu_ms('broker'):.2f} ms). "
         f"Server requests per workflow — floor: {_kinds(base)}; pipeline: {_kinds(pipe)}. "
         f"Every process shares {os.cpu_count()} cores: when the machine is the limit, throughput "
         f"pipeline / floor tends to total CPU floor / pipeline ({base.total_cpu_ms() / pipe.total_cpu_ms():.0%} here)."
     )
+    pictures: dict = {}
+    if stack.profile:
+        table, pictures = profile_section(stack, base, pipe)
+        verdict += "\n" + table
 
     def plot(ax: Axes) -> None:
-        runs = (base, pipe)
-        labels = [f"floor\n{base.per_second:.0f} wf/s", f"pipeline\n{pipe.per_second:.0f} wf/s ({throughput:.0%})"]
-        bottom = [0.0, 0.0]
+        runs = (base, kafka, pipe)
+        labels = [f"floor\n{base.per_second:.0f} wf/s", f"Kafka floor\n{kafka.per_second:.0f} rec/s",
+                  f"pipeline\n{pipe.per_second:.0f} wf/s ({throughput:.0%})"]
+        bottom = [0.0, 0.0, 0.0]
         for process, colour in zip(PROCESSES, ("tab:blue", "tab:orange", "tab:green")):
             heights = [r.cpu_ms(process) for r in runs]
-            name = "processor / floor client" if process == "client" else process
+            name = "processor / floor client / Kafka loop" if process == "client" else process
             ax.bar(labels, heights, bottom=bottom, color=colour, label=name)
             bottom = [b + h for b, h in zip(bottom, heights)]
         ax.set_ylabel("CPU ms per workflow")
-        ax.set_title(f"{TITLE[:2]} Floor: {WORKFLOWS} 1-batch workflows, bound {MAX_IN_FLIGHT}")
+        ax.set_title(f"{TITLE[:2]} Floor: {sizes.workflows} 1-batch workflows, bound {MAX_IN_FLIGHT}")
         ax.legend()
 
     return Section(
         title=TITLE,
         settings=(
-            f"{WORKFLOWS} workflows of one delete step + one publish step, no sleeps, at most {MAX_IN_FLIGHT} "
-            f"in flight, same Resonate server; the two take turns, {WORKFLOWS // ROUNDS} workflows at a time, "
-            f"so a change in the machine's load hits both. Floor: `bench/floor_client.py` (bare "
-            f"resonate-sdk, no Kafka, no tracing), first start → last result. Pipeline: 1 `record-processor`, "
+            f"{sizes.workflows} workflows of one delete step + one publish step, no sleeps, at most {MAX_IN_FLIGHT} "
+            f"in flight, same Resonate server; the three take turns, {sizes.workflows // sizes.rounds} workflows at a time, "
+            f"so a change in the machine's load hits all. Floor: `bench/floor_client.py` (bare "
+            f"resonate-sdk, no Kafka, no tracing), first start → last result. Kafka floor: `bench/kafka_floor.py`, "
+            f"the same records consumed and their `processed` records produced and committed in batches, no "
+            f"workflow, first send → last record. Pipeline: 1 `record-processor`, "
             f"{PARTITIONS} partitions, first send → last completion. CPU = utime + stime from `/proc/<pid>/stat` "
             f"over the same span; requests from the server's log."
         ),
@@ -197,4 +269,5 @@ def run(stack: Stack) -> Section:
         rows=rows,
         verdict=verdict,
         plot=plot,
+        pictures=pictures,
     )

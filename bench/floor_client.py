@@ -13,6 +13,7 @@ span of itself and of every process named in ``BENCH_WATCH_PIDS`` (``name=pid,â€
 # would evaluate the steps' string annotations on every ``ctx.run``.
 
 import asyncio
+import contextlib
 import json
 import os
 import time
@@ -22,9 +23,9 @@ from pathlib import Path
 from resonate.context import Context
 from resonate.resonate import Resonate
 
+from bench.profile import record
 from harness.procfs import cpu_seconds
 
-WARM_UP = 20
 CONNECT_SECONDS = 1.0  # the SSE source connects in the background; let it, before timing
 
 
@@ -64,6 +65,7 @@ async def main() -> None:
     count = int(os.environ["FLOOR_WORKFLOWS"])
     bound = int(os.environ["FLOOR_MAX_IN_FLIGHT"])
     prefix = os.environ["FLOOR_PREFIX"]
+    warm_up = int(os.environ.get("FLOOR_WARM_UP", "20"))
     resonate = Resonate(
         url=os.environ["RESONATE_URL"],
         group=os.environ["RESONATE_GROUP"],
@@ -74,14 +76,16 @@ async def main() -> None:
     resonate.register(cleanup_tombstone)
     resonate.start()
     await asyncio.sleep(CONNECT_SECONDS)
-    await run_all(resonate, [f"{prefix}-warm-{n}" for n in range(WARM_UP)], bound)
+    await run_all(resonate, [f"{prefix}-warm-{n}" for n in range(warm_up)], bound)
     watched = {"client": os.getpid()} | {
         name: int(pid) for name, pid in (pair.split("=") for pair in os.environ["BENCH_WATCH_PIDS"].split(","))
     }
-    before, started = {name: cpu_seconds(pid) for name, pid in watched.items()}, time.monotonic()
-    await run_all(resonate, [f"{prefix}-{n:06d}" for n in range(count)], bound)
-    seconds = time.monotonic() - started
-    cpu = {name: cpu_seconds(pid) - before[name] for name, pid in watched.items()}
+    profile = os.environ.get("BENCH_PROFILE_FILE")  # py-spy samples this process while it is measured
+    with record(os.getpid(), Path(profile)) if profile else contextlib.nullcontext():
+        before, started = {name: cpu_seconds(pid) for name, pid in watched.items()}, time.monotonic()
+        await run_all(resonate, [f"{prefix}-{n:06d}" for n in range(count)], bound)
+        seconds = time.monotonic() - started
+        cpu = {name: cpu_seconds(pid) - before[name] for name, pid in watched.items()}
     await resonate.stop()
     result = {"workflows": count, "seconds": seconds, "cpu_seconds": cpu}
     Path(os.environ["BENCH_RESULT_FILE"]).write_text(json.dumps(result))

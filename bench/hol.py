@@ -20,10 +20,15 @@ from tombstone_producer.produce import new_ids
 
 TITLE = "4. Head-of-line blocking"
 
-SHORT = 100
-LONG_BATCHES = 30
-INTERVAL = 0.5  # DELETE_BATCH_INTERVAL_SECONDS: the long head takes ≈ LONG_BATCHES × INTERVAL
-WARM_UP = 10
+@dataclass(frozen=True)
+class Sizes:
+    short: int = 100
+    long_batches: int = 30
+    interval: float = 0.5  # DELETE_BATCH_INTERVAL_SECONDS: the long head takes ≈ long_batches × interval
+    warm_up: int = 10
+
+
+FULL, SMOKE = Sizes(), Sizes(short=4, long_batches=3, interval=0.2, warm_up=1)
 TIMEOUT = 120.0
 TARGET_PROCESSOR, TARGET_BASELINE = 1.5, 10.0
 
@@ -38,28 +43,28 @@ class Delays:
         return percentile(self.behind_long, q) / percentile(self.alone, q)
 
 
-def delays(stack: Stack, names: dict[str, str], prefix: str, head: list[Tombstone]) -> list[float]:
-    shorts = [Tombstone(id=tid, batches=1) for tid in new_ids(SHORT, prefix)]
+def delays(stack: Stack, names: dict[str, str], prefix: str, head: list[Tombstone], short: int) -> list[float]:
+    shorts = [Tombstone(id=tid, batches=1) for tid in new_ids(short, prefix)]
     sent = stack.produce(names, head + shorts)
     done = stack.completions(names, [t.id for t in shorts], TIMEOUT)
     return [done[t.id].completed_at.timestamp() - sent for t in shorts]
 
 
-def measure(stack: Stack, worker: str) -> Delays:
+def measure(stack: Stack, worker: str, sizes: Sizes) -> Delays:
     names = stack.topics(f"hol-{worker}", partitions=1)
-    env = stack.env(names, DELETE_BATCH_INTERVAL_SECONDS=INTERVAL, PROCESSOR_MAX_IN_FLIGHT=2 * SHORT)
+    env = stack.env(names, DELETE_BATCH_INTERVAL_SECONDS=sizes.interval, PROCESSOR_MAX_IN_FLIGHT=2 * sizes.short)
     with stack.processors(env, 1, "hol-p") if worker == "processor" else stack.baseline(env):
-        warm = [Tombstone(id=tid, batches=1) for tid in new_ids(WARM_UP, f"{names['TOPIC_TOMBSTONES']}-warm")]
+        warm = [Tombstone(id=tid, batches=1) for tid in new_ids(sizes.warm_up, f"{names['TOPIC_TOMBSTONES']}-warm")]
         stack.produce(names, warm)
         stack.completions(names, [t.id for t in warm], TIMEOUT)
-        alone = delays(stack, names, f"{names['TOPIC_TOMBSTONES']}-alone", [])
-        long = Tombstone(id=f"{names['TOPIC_TOMBSTONES']}-long", batches=LONG_BATCHES)
-        behind = delays(stack, names, f"{names['TOPIC_TOMBSTONES']}-behind", [long])
+        alone = delays(stack, names, f"{names['TOPIC_TOMBSTONES']}-alone", [], sizes.short)
+        long = Tombstone(id=f"{names['TOPIC_TOMBSTONES']}-long", batches=sizes.long_batches)
+        behind = delays(stack, names, f"{names['TOPIC_TOMBSTONES']}-behind", [long], sizes.short)
     return Delays(worker, alone, behind)
 
 
-def run(stack: Stack) -> Section:
-    results = [measure(stack, "processor"), measure(stack, "baseline")]
+def run(stack: Stack, sizes: Sizes = FULL) -> Section:
+    results = [measure(stack, "processor", sizes), measure(stack, "baseline", sizes)]
     rows = [
         [
             r.worker,
@@ -83,13 +88,13 @@ def run(stack: Stack) -> Section:
         ax.set_xticks(range(1, 5), labels, fontsize=8)
         ax.set_yscale("log")
         ax.set_ylabel("short job completion delay (s)")
-        ax.set_title(f"{TITLE[:2]} Head-of-line: {SHORT} short jobs, alone vs behind a long one")
+        ax.set_title(f"{TITLE[:2]} Head-of-line: {sizes.short} short jobs, alone vs behind a long one")
 
     return Section(
         title=TITLE,
         settings=(
-            f"1 partition; {SHORT} short tombstones (1 batch) alone, then behind one long tombstone "
-            f"({LONG_BATCHES} batches, DELETE_BATCH_INTERVAL_SECONDS={INTERVAL}); delay = completion − "
+            f"1 partition; {sizes.short} short tombstones (1 batch) alone, then behind one long tombstone "
+            f"({sizes.long_batches} batches, DELETE_BATCH_INTERVAL_SECONDS={sizes.interval}); delay = completion − "
             f"production; HOL factor = delay behind the long one / delay alone. Baseline: "
             f"`bench/baseline.py`, one message at a time, same deletion, synchronous publish."
         ),

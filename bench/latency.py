@@ -30,11 +30,18 @@ from tombstone_common.messages import ProcessedRecord, Tombstone
 from tombstone_producer.produce import new_ids
 
 TITLE = "2. Latency at low load"
-SAMPLES = 200
-WARM_UP = 10
 SAMPLE_TIMEOUT = 30.0
 TARGET_P50_MS, TARGET_P99_MS = 50, 150
 PARTS = ("Kafka in", "hand-off", "steps", "Kafka out")
+
+
+@dataclass(frozen=True)
+class Sizes:
+    samples: int = 200
+    warm_up: int = 10
+
+
+FULL, SMOKE = Sizes(), Sizes(samples=3, warm_up=1)
 
 
 @dataclass
@@ -85,7 +92,7 @@ def worker(stack: Stack, name: str, env: dict[str, str]) -> Iterator[None]:
         yield
 
 
-def measure(stack: Stack, name: str) -> Latencies:
+def measure(stack: Stack, name: str, sizes: Sizes) -> Latencies:
     names = stack.topics(f"latency-{name}", partitions=1)
     ledger = stack.ledger_path(names)
     env = stack.env(names, DELETE_BATCH_INTERVAL_SECONDS=0, DELETE_LEDGER_PATH=ledger)
@@ -94,9 +101,9 @@ def measure(stack: Stack, name: str) -> Latencies:
     with worker(stack, name, env):
         trip = RoundTrip(stack.bootstrap, names)
         try:
-            for number, tombstone_id in enumerate(new_ids(WARM_UP + SAMPLES, names["TOPIC_TOMBSTONES"])):
+            for number, tombstone_id in enumerate(new_ids(sizes.warm_up + sizes.samples, names["TOPIC_TOMBSTONES"])):
                 sample = trip.send_and_wait(Tombstone(id=tombstone_id, batches=1))
-                if number >= WARM_UP:
+                if number >= sizes.warm_up:
                     samples.append(sample)
         finally:
             trip.close()
@@ -110,8 +117,8 @@ def _ms(values: list[float], q: float) -> str:
     return f"{1000 * percentile(values, q):.1f}"
 
 
-def run(stack: Stack) -> Section:
-    results = [measure(stack, "processor"), measure(stack, "baseline")]
+def run(stack: Stack, sizes: Sizes = FULL) -> Section:
+    results = [measure(stack, "processor", sizes), measure(stack, "baseline", sizes)]
     rows = [
         [
             r.worker, str(len(r.total)), f"**{_ms(r.total, 50)}**", f"**{_ms(r.total, 99)}**",
@@ -135,13 +142,13 @@ def run(stack: Stack) -> Section:
         ax.set_xscale("log")
         ax.set_xlabel("produce → processed received (ms)")
         ax.set_ylabel("fraction of tombstones")
-        ax.set_title(f"{TITLE[:2]} Latency: {SAMPLES} tombstones one at a time, 1 batch, no sleep")
+        ax.set_title(f"{TITLE[:2]} Latency: {sizes.samples} tombstones one at a time, 1 batch, no sleep")
         ax.legend()
 
     return Section(
         title=TITLE,
         settings=(
-            f"1 partition; {SAMPLES} tombstones of 1 batch (after {WARM_UP} warm-up), each produced once the "
+            f"1 partition; {sizes.samples} tombstones of 1 batch (after {sizes.warm_up} warm-up), each produced once the "
             f"previous one's `processed` record was read; DELETE_BATCH_INTERVAL_SECONDS=0. Latency = send → "
             f"`processed` record received. Parts (p50 / p99, ms): Kafka in = send → job built "
             f"(`started_at`); hand-off = → delete step ran (ledger); steps = → publish step built the record "

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from devstack.procs import StackError, wait_until
@@ -26,30 +27,37 @@ from tombstone_producer.produce import new_ids
 
 TITLE = "6. Memory"
 
-STEPS = (0, 100, 1000, 10_000)
 INTERVAL = 1800.0  # one durable sleep after the first batch outlasts the scenario: in flight, idle
 BATCHES = 10_000
 MAX_IN_FLIGHT = 10_500
 TIMEOUT = 600.0
 STARTED_TIMEOUT = 240.0
 TARGET_MIB = 300  # at 10,000 in flight
-# CPU and requests are sampled over this long once a step's workflows are all asleep: one period
-# of the SDK's listener refresh (every pending handle re-registered, one request each).
-IDLE_SECONDS = 60.0
 TARGET_CPU = 0.03  # processor and server each, at 10,000 asleep
+
+
+@dataclass(frozen=True)
+class Sizes:
+    steps: tuple[int, ...] = (0, 100, 1000, 10_000)  # workflows in flight, one reading each
+    # CPU and requests are sampled over this long once a step's workflows are all asleep
+    idle_seconds: float = 60.0
+
+
+FULL, SMOKE = Sizes(), Sizes(steps=(0, 3), idle_seconds=1.0)
 
 
 def _lines(path: Path) -> int:
     return path.read_bytes().count(b"\n") if path.exists() else 0
 
 
-def run(stack: Stack) -> Section:
+def run(stack: Stack, sizes: Sizes = FULL) -> Section:
+    steps, idle_seconds = sizes.steps, sizes.idle_seconds
     names = stack.topics("memory", partitions=4)
     ledger = stack.ledger_path(names)
     env = stack.env(
         names, DELETE_BATCH_INTERVAL_SECONDS=INTERVAL, PROCESSOR_MAX_IN_FLIGHT=MAX_IN_FLIGHT, DELETE_LEDGER_PATH=ledger,
     )
-    ids = new_ids(max(STEPS), names["TOPIC_TOMBSTONES"])
+    ids = new_ids(max(steps), names["TOPIC_TOMBSTONES"])
     rss: list[int] = []
     server_rss: list[int] = []
     idle_cpu: list[tuple[float, float]] = []  # (processor, server) CPU share while all sleep
@@ -61,7 +69,7 @@ def run(stack: Stack) -> Section:
         assert pid is not None
         watched = [pid] if server is None else [pid, server]
         sent = 0
-        for target in STEPS:
+        for target in steps:
             stack.produce(names, [Tombstone(id=tid, batches=BATCHES) for tid in ids[sent:target]])
             sent = target
             in_flight = lambda n=target: gauge(processor, "tombstones_in_flight") == n  # noqa: E731
@@ -75,42 +83,42 @@ def run(stack: Stack) -> Section:
             server_rss.append(rss_kib(server) if server is not None else 0)
             before = [cpu_seconds(p) for p in watched]
             requests_before = server_requests(stack) if server is not None else None
-            time.sleep(IDLE_SECONDS)  # a measuring window, not a synchronisation
-            shares = [(cpu_seconds(p) - b) / IDLE_SECONDS for p, b in zip(watched, before)]
+            time.sleep(idle_seconds)  # a measuring window, not a synchronisation
+            shares = [(cpu_seconds(p) - b) / idle_seconds for p, b in zip(watched, before)]
             idle_cpu.append((shares[0], shares[1] if server is not None else 0.0))
             if requests_before is not None:
                 idle_requests.append(dict(server_requests(stack) - requests_before))
     base = rss[0]
     rows = [
         [
-            str(n), f"**{kib / 1024:.1f}**", f"{(kib - base) / 1024:+.1f}", f"{(kib - base) / n:.1f}" if n else "",
+            str(n), f"**{kib / 1024:.1f}**", f"{(kib - base) / 1024:+.1f}", f"{(kib - base) / n:.1f}" if n else "–",
             f"{kib / base:.2f}×", str(started), f"{srv / 1024:.1f}", f"{cpu[0]:.0%}", f"{cpu[1]:.0%}",
         ]
-        for n, kib, started, srv, cpu in zip(STEPS, rss, ran, server_rss, idle_cpu)
+        for n, kib, started, srv, cpu in zip(steps, rss, ran, server_rss, idle_cpu)
     ]
     at_most = rss[-1] / 1024
     asleep_cpu = idle_cpu[-1]
     verdict = (
-        f"RSS at {STEPS[-1]:,} in flight ≤ {TARGET_MIB} MiB: {'met' if at_most <= TARGET_MIB else 'MISSED'} "
-        f"({at_most:.0f} MiB, {(rss[-1] - base) / STEPS[-1]:.1f} KiB per workflow above idle). "
-        f"CPU at {STEPS[-1]:,} asleep ≤ {TARGET_CPU:.0%} of a core each: "
+        f"RSS at {steps[-1]:,} in flight ≤ {TARGET_MIB} MiB: {'met' if at_most <= TARGET_MIB else 'MISSED'} "
+        f"({at_most:.0f} MiB, {(rss[-1] - base) / steps[-1]:.1f} KiB per workflow above idle). "
+        f"CPU at {steps[-1]:,} asleep ≤ {TARGET_CPU:.0%} of a core each: "
         f"{'met' if max(asleep_cpu) <= TARGET_CPU else 'MISSED'} "
         f"(processor {asleep_cpu[0]:.1%}, server {asleep_cpu[1]:.1%})."
     )
     if idle_requests:
         kinds = sorted(set().union(*idle_requests))
-        per_minute = 60 / IDLE_SECONDS
+        per_minute = 60 / idle_seconds
         verdict += "\n\nServer requests per sleeping workflow per minute, by kind (while every workflow sleeps):\n\n"
         verdict += "| in flight | " + " | ".join(f"`{k}`" for k in kinds) + " | all |\n"
         verdict += "|---" * (len(kinds) + 2) + "|\n"
-        for n, counts in zip(STEPS, idle_requests):
+        for n, counts in zip(steps, idle_requests):
             if not n:
                 continue
             cells = [f"{counts.get(k, 0) * per_minute / n:.3f}" for k in kinds]
             verdict += f"| {n:,} | " + " | ".join(cells) + f" | {sum(counts.values()) * per_minute / n:.3f} |\n"
 
     def plot(ax: Axes) -> None:
-        ax.plot(STEPS, [kib / 1024 for kib in rss], marker="o")
+        ax.plot(steps, [kib / 1024 for kib in rss], marker="o")
         ax.set_xscale("symlog", linthresh=100)
         ax.set_xlabel("workflows in flight (one processor)")
         ax.set_ylabel("RSS (MiB)")
@@ -124,7 +132,7 @@ def run(stack: Stack) -> Section:
             f"DELETE_BATCH_INTERVAL_SECONDS={INTERVAL} (in flight for the whole scenario), "
             f"the default lease (RESONATE_TTL_SECONDS=15); RSS from "
             f"/proc/<pid>/status once each workflow has run its first batch (or after {STARTED_TIMEOUT:.0f} s; the row says how many had); then CPU (share of one core) of the "
-            f"processor and the server over {IDLE_SECONDS:.0f} s while every workflow sleeps."
+            f"processor and the server over {idle_seconds:.0f} s while every workflow sleeps."
         ),
         header=["in flight", "processor RSS (MiB)", "vs 0 (MiB)", "KiB per workflow", "vs 0", "ran 1st batch",
                 "server RSS (MiB)", "processor CPU while asleep", "server CPU while asleep"],

@@ -28,11 +28,17 @@ from tombstone_producer.produce import new_ids
 TITLE = "5. Recovery after SIGKILL"
 
 TTL_SECONDS = 5  # RESONATE_TTL_SECONDS: the task lease a dead processor's workflows wait out
-# (K workflows in flight, DELETE_BATCH_INTERVAL_SECONDS)
-CASES = ((10, 0.0), (100, 0.0), (100, 1.0))
 SESSION_TIMEOUT_MS = 6000
 BATCHES = 10_000  # never finish during the scenario
 RESUME_TIMEOUT = 90.0
+
+
+@dataclass(frozen=True)
+class Sizes:
+    cases: tuple[tuple[int, float], ...] = ((10, 0.0), (100, 0.0), (100, 1.0))  # (K in flight, sleep between batches)
+
+
+FULL, SMOKE = Sizes(), Sizes(cases=((2, 0.0), (2, 0.5)))
 
 
 @dataclass
@@ -78,11 +84,11 @@ def heartbeats(stack: Stack) -> tuple[int, int]:
     return server_requests(stack, REJECTED)[kind], server_requests(stack)[kind]
 
 
-def run(stack: Stack) -> Section:
+def run(stack: Stack, sizes: Sizes = FULL) -> Section:
     if not stack.durable:
         return Section(TITLE, "skipped: local mode is not durable (no Resonate server binary)", [], [])
     before = heartbeats(stack)
-    results = [recover(stack, count, interval) for count, interval in CASES]
+    results = [recover(stack, count, interval) for count, interval in sizes.cases]
     after = heartbeats(stack)
     rejected, sent = after[0] - before[0], after[1] - before[1]
     note = f"Lease renewals (`task.heartbeat`, from the server's log): {rejected} of {sent} rejected."

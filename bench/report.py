@@ -28,6 +28,19 @@ class Section:
     verdict: str = ""
     plot: Callable[[Axes], None] | None = field(default=None, repr=False)
     failed: bool = False
+    # pictures of their own beside the results (name → draw it into a PNG path), e.g. flame graphs
+    pictures: dict[str, Callable[[Path], None]] = field(default_factory=dict, repr=False)
+
+
+    def problem(self) -> str | None:
+        """Why this section holds no usable result: it failed, was skipped, has no rows, or a
+        row with an empty cell (a measurement that produced nothing)."""
+        if self.failed or not self.rows:
+            return self.settings if (self.failed or self.settings.startswith("skipped")) else "no rows"
+        for row in self.rows:
+            if len(row) != len(self.header) or any(not cell.strip() for cell in row):
+                return f"a row with an empty or missing cell: {row}"
+        return None
 
 
 def fmt(seconds: float) -> str:
@@ -82,7 +95,13 @@ def machine_facts(cache: Path, mode: str) -> list[tuple[str, str]]:
     ]
 
 
-def markdown(title: str, facts: list[tuple[str, str]], sections: list[Section], footer: list[str], plot: str) -> str:
+def picture_file(prefix: str, name: str) -> str:
+    return f"{prefix}-{name}.png"
+
+
+def markdown(
+    title: str, facts: list[tuple[str, str]], sections: list[Section], footer: list[str], plot: str, prefix: str
+) -> str:
     lines = [f"# {title}", "", "| machine | |", "|---|---|"]
     lines += [f"| {name} | {value} |" for name, value in facts]
     for section in sections:
@@ -92,6 +111,7 @@ def markdown(title: str, facts: list[tuple[str, str]], sections: list[Section], 
             lines += ["| " + " | ".join(row) + " |" for row in section.rows]
         if section.verdict:
             lines += ["", section.verdict]
+        lines += [f"\n![{name}]({picture_file(prefix, name)})" for name in section.pictures]
     lines += ["", *footer, "", f"![plots]({plot})", ""]
     return "\n".join(lines)
 

@@ -6,6 +6,7 @@ on free loopback ports; each scenario gets its own topics, consumer group and Re
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import time
@@ -18,7 +19,7 @@ from functools import cached_property
 from pathlib import Path
 
 from confluent_kafka import Producer
-from devstack.kafka import KafkaBroker
+from devstack.kafka import JVM_OPTIONS, JVM_PRODUCTION_OPTIONS, KafkaBroker
 from devstack.postgres import PostgresServer, storage_backend
 from devstack.procs import Managed
 from devstack.resonate import ResonateServer, server_binary
@@ -32,6 +33,9 @@ from tombstone_common.settings import KafkaSettings
 REPO = Path(__file__).resolve().parent.parent
 CACHE = REPO / ".cache"
 TIMER_POLL_MS = 100  # how often the server fires durable sleeps and expired leases
+# The broker's JVM: a production broker's settings (default), or the quick-starting development
+# ones that the tests use (BENCH_BROKER_JVM=dev), to see what the settings buy.
+BROKER_JVM = {"production": JVM_PRODUCTION_OPTIONS, "dev": JVM_OPTIONS}
 
 # Deterministic work unless a scenario says otherwise: fixed batches, no random failures.
 DETERMINISTIC = {
@@ -47,7 +51,7 @@ class Stack:
     run_dir: Path
     broker: KafkaBroker
     server: ResonateServer | None  # None: the processors run in local (in-process) mode
-    profile: bool = False  # run processors under pyinstrument; sessions land in the run folder
+    profile: bool = False  # the floor samples its processor and floor client with py-spy (bench/profile.py)
 
     @property
     def bootstrap(self) -> str:
@@ -119,36 +123,32 @@ class Stack:
         started: list[ProcessorProcess] = []
         try:
             for number in range(1, count + 1):
-                processor = ProcessorProcess(f"{prefix}{number}", env, self.run_dir, self._command(prefix, number))
+                processor = ProcessorProcess(f"{prefix}{number}", env, self.run_dir)
                 started.append(processor)
                 processor.start()
             yield started
         finally:
             for processor in started:
-                if self.profile:  # a clean exit writes the profile
-                    processor.terminate()
                 processor.kill()
 
-    def _command(self, prefix: str, number: int) -> list[str] | None:
-        """``record-processor``, or the same under pyinstrument with ``--profile``."""
-        if not self.profile:
-            return None
-        session = self.run_dir / f"profile-{prefix}{number}.pyisession"
-        return [sys.executable, "-m", "pyinstrument", "--renderer", "pyisession", "--outfile", str(session),
-                "-m", "tombstone_processor"]
-
+    @contextmanager
+    def baseline(self, env: dict[str, str]) -> Iterator[Managed]:
+        """``bench.baseline`` (one message at a time) with a processor's ``env``; stopped on the way out."""
+        with self.kafka_worker("baseline", env) as worker:
+            yield worker
 
     @contextmanager
-    def baseline(self, env: dict[str, str]) -> Iterator[None]:
-        """``bench.baseline`` (one message at a time) with a processor's ``env``; stopped on the way out."""
+    def kafka_worker(self, module: str, env: dict[str, str]) -> Iterator[Managed]:
+        """``python -m bench.<module>``, a Kafka-only worker, with a processor's ``env``; ready
+        once its consumer has its partitions; stopped on the way out."""
         ready = self.run_dir / f"{env['KAFKA_CONSUMER_GROUP']}.ready"
-        worker = Managed("baseline", self.run_dir)
-        env = {**clean_environ(), **env, "PROCESSOR_NAME": "baseline", "BENCH_READY_FILE": str(ready), "PYTHONPATH": str(REPO)}
+        worker = Managed(module.replace("_", "-"), self.run_dir)
+        env = {**clean_environ(), **env, "PROCESSOR_NAME": module, "BENCH_READY_FILE": str(ready), "PYTHONPATH": str(REPO)}
         worker.start(
-            [sys.executable, "-m", "bench.baseline"], ready.exists, 60, env=env, cwd=self.run_dir, inherit_env=False
+            [sys.executable, "-m", f"bench.{module}"], ready.exists, 60, env=env, cwd=self.run_dir, inherit_env=False
         )
         try:
-            yield
+            yield worker
         finally:
             worker.stop(timeout=5)
 
@@ -170,11 +170,18 @@ def server_requests(stack: Stack, outcome: str = RECEIVED) -> Counter[str]:
     return Counter(re.findall(re.escape(outcome) + r" kind=([\w.]+)", log))
 
 
+def broker_jvm() -> str:
+    name = os.environ.get("BENCH_BROKER_JVM", "production")
+    if name not in BROKER_JVM:
+        raise SystemExit(f"BENCH_BROKER_JVM={name!r}: expected one of {', '.join(BROKER_JVM)}")
+    return name
+
+
 @contextmanager
 def running_stack(run_dir: Path, profile: bool = False) -> Iterator[Stack]:
     """Start the broker and, when its binary exists, the Resonate server (on the store that
     STACK_RESONATE_STORAGE selects, as `make up` does); stop them all at the end."""
-    broker = KafkaBroker.on_free_ports(run_dir / "kafka", CACHE)
+    broker = KafkaBroker.on_free_ports(run_dir / "kafka", CACHE, BROKER_JVM[broker_jvm()])
     server = store = None
     if server_binary() is not None:
         if storage_backend() == "postgres":

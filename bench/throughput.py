@@ -26,12 +26,19 @@ from tombstone_producer.produce import new_ids
 TITLE = "3. Throughput"
 
 PARTITIONS = 8
-TOMBSTONES = 1500
-PROCESSORS = (1, 2, 4)
 TIMEOUT = 180.0
-CEILING_PAIRS = 6000
 CEILING_CONCURRENCY = 16
-CEILING_SECONDS = 20.0
+
+
+@dataclass(frozen=True)
+class Sizes:
+    tombstones: int = 1500
+    processors: tuple[int, ...] = (1, 2, 4)
+    ceiling_pairs: int = 6000
+    ceiling_seconds: float = 20.0
+
+
+FULL, SMOKE = Sizes(), Sizes(tombstones=8, processors=(1, 2), ceiling_pairs=32, ceiling_seconds=5.0)
 
 
 @dataclass
@@ -45,7 +52,7 @@ class Rate:
         return self.tombstones / self.seconds
 
 
-def pipeline_rate(stack: Stack, count: int) -> Rate:
+def pipeline_rate(stack: Stack, count: int, tombstones: int) -> Rate:
     names = stack.topics(f"tput{count}", partitions=PARTITIONS)
     env = stack.env(names, DELETE_BATCH_INTERVAL_SECONDS=0)
     with stack.processors(env, count, f"tput{count}-") as processors:
@@ -54,20 +61,20 @@ def pipeline_rate(stack: Stack, count: int) -> Rate:
             return sum(assigned) == PARTITIONS and min(assigned) >= 1
 
         wait_until(balanced, 60, f"{PARTITIONS} partitions spread over {count} processors")
-        work = [Tombstone(id=tid, batches=1) for tid in new_ids(TOMBSTONES, names["TOPIC_TOMBSTONES"])]
+        work = [Tombstone(id=tid, batches=1) for tid in new_ids(tombstones, names["TOPIC_TOMBSTONES"])]
         sent = stack.produce(names, work)
         done = stack.completions(names, [t.id for t in work], TIMEOUT)
     last = max(record.completed_at.timestamp() for record in done.values())
-    return Rate(count, TOMBSTONES, last - sent)
+    return Rate(count, tombstones, last - sent)
 
 
-async def _ceiling(url: str) -> Rate:
+async def _ceiling(url: str, sizes: Sizes) -> Rate:
     client = Resonate(url=url, sources=[])  # send-only: no worker, no subscriptions
     prefix = f"bench-ceiling-{uuid.uuid4().hex[:6]}"
-    numbers = iter(range(CEILING_PAIRS))
+    numbers = iter(range(sizes.ceiling_pairs))
     completed = 0
     started = time.monotonic()
-    deadline = started + CEILING_SECONDS
+    deadline = started + sizes.ceiling_seconds
 
     async def worker() -> None:
         nonlocal completed
@@ -86,9 +93,9 @@ async def _ceiling(url: str) -> Rate:
     return Rate(0, completed, time.monotonic() - started)
 
 
-def run(stack: Stack) -> Section:
-    ceiling = asyncio.run(_ceiling(stack.server.url)) if stack.server is not None else None
-    rates = [pipeline_rate(stack, count) for count in PROCESSORS]
+def run(stack: Stack, sizes: Sizes = FULL) -> Section:
+    ceiling = asyncio.run(_ceiling(stack.server.url, sizes)) if stack.server is not None else None
+    rates = [pipeline_rate(stack, count, sizes.tombstones) for count in sizes.processors]
     one = rates[0].per_second
     rows = []
     for rate in rates:
@@ -99,23 +106,23 @@ def run(stack: Stack) -> Section:
     if ceiling:  # another unit: promise pairs, not workflows (the floor scenario compares workflows)
         rows.append([
             "server: promise create+resolve pairs, 1 client", f"{ceiling.tombstones} pairs",
-            f"{ceiling.seconds:.1f}", f"**{ceiling.per_second:.0f}** pairs/s", "",
+            f"{ceiling.seconds:.1f}", f"**{ceiling.per_second:.0f}** pairs/s", "–",
         ])
 
     def plot(ax: Axes) -> None:
         ax.bar([str(r.processors) for r in rates], [r.per_second for r in rates], color="tab:blue", label="pipeline")
         ax.set_xlabel("processors (one consumer group)")
         ax.set_ylabel("tombstones / s")
-        ax.set_title(f"{TITLE[:2]} Throughput: {TOMBSTONES} one-batch tombstones, zero sleep")
+        ax.set_title(f"{TITLE[:2]} Throughput: {sizes.tombstones} one-batch tombstones, zero sleep")
         ax.legend()
 
     return Section(
         title=TITLE,
         settings=(
-            f"{TOMBSTONES} tombstones of 1 batch, DELETE_BATCH_INTERVAL_SECONDS=0, {PARTITIONS} partitions, "
+            f"{sizes.tombstones} tombstones of 1 batch, DELETE_BATCH_INTERVAL_SECONDS=0, {PARTITIONS} partitions, "
             f"PROCESSOR_MAX_IN_FLIGHT=100 (default) per processor; time = first send → last completion. "
             f"Ceiling: {CEILING_CONCURRENCY} concurrent create+resolve loops through resonate-sdk's "
-            f"`promises` client in one process, at most {CEILING_PAIRS} pairs or {CEILING_SECONDS:.0f} s."
+            f"`promises` client in one process, at most {sizes.ceiling_pairs} pairs or {sizes.ceiling_seconds:.0f} s."
         ),
         header=["run", "work", "seconds", "per second", "vs 1 processor"],
         rows=rows,

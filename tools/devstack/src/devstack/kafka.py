@@ -24,7 +24,17 @@ MAVEN_URL = (
     "https://repo1.maven.org/maven2/org/apache/maven/apache-maven/"
     f"{MAVEN_VERSION}/apache-maven-{MAVEN_VERSION}-bin.tar.gz"
 )
+#: Development: a small heap, and only the quick C1 compiler, so that a broker of its own starts
+#: in a few seconds for every test session. Its steady-state CPU is higher than a real broker's.
 JVM_OPTIONS = ["-Xms256m", "-Xmx512m", "-XX:TieredStopAtLevel=1", "-Djava.awt.headless=true"]
+#: What Kafka's own start script gives a broker (kafka-run-class.sh, kafka-server-start.sh): both
+#: JIT compilers, G1 with short pauses, a 1 GiB heap. The benchmarks run their broker with these,
+#: so that its CPU per record is what a production broker spends.
+JVM_PRODUCTION_OPTIONS = [
+    "-Xms1g", "-Xmx1g", "-server", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+    "-XX:InitiatingHeapOccupancyPercent=35", "-XX:+ExplicitGCInvokesConcurrent", "-XX:MaxInlineLevel=15",
+    "-Djava.awt.headless=true",
+]
 
 
 def _resource(name: str) -> str:
@@ -102,6 +112,7 @@ class KafkaBroker:
         voters: str | None = None,
         cluster_id: str | None = None,
         nodes: int = 1,
+        jvm_options: list[str] | None = None,
     ) -> None:
         self.home = home.resolve()
         self.cache = cache.resolve()
@@ -111,12 +122,13 @@ class KafkaBroker:
         self.voters = voters
         self.cluster_id = cluster_id
         self.nodes = nodes
+        self.jvm_options = JVM_OPTIONS if jvm_options is None else jvm_options
         self.process = Managed("kafka", home)
 
     @classmethod
-    def on_free_ports(cls, home: Path, cache: Path) -> KafkaBroker:
+    def on_free_ports(cls, home: Path, cache: Path, jvm_options: list[str] | None = None) -> KafkaBroker:
         """A broker of its own (tests, benchmarks): free loopback ports, next to any other."""
-        return cls(home, cache, port=free_port(), controller_port=free_port())
+        return cls(home, cache, port=free_port(), controller_port=free_port(), jvm_options=jvm_options)
 
     @property
     def bootstrap_servers(self) -> str:
@@ -163,7 +175,7 @@ class KafkaBroker:
 
     def _java(self, libs: Path, *args: str) -> list[str]:
         return [
-            java_binary(), *JVM_OPTIONS,
+            java_binary(), *self.jvm_options,
             f"-Dlog4j2.configurationFile={self.home / 'log4j2.xml'}",
             f"-Dkafka.logs.dir={self.home / 'logs'}",
             "-cp", f"{libs}/*", *args,
