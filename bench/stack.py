@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer
 from devstack.kafka import JVM_OPTIONS, JVM_PRODUCTION_OPTIONS, KafkaBroker
 from devstack.postgres import PostgresServer, storage_backend
 from devstack.procs import Managed
@@ -170,6 +170,31 @@ def server_requests(stack: Stack, outcome: str = RECEIVED) -> Counter[str]:
     return Counter(re.findall(re.escape(outcome) + r" kind=([\w.]+)", log))
 
 
+WARM_UP_SECONDS = 20.0
+
+
+def warm_up_broker(bootstrap: str, seconds: float = WARM_UP_SECONDS) -> int:
+    """Small produce and fetch requests for ``seconds``, as the pipeline sends them, before any
+    measurement: a JVM compiles its hot code only after thousands of calls, and a production
+    broker has long done so. Returns the records that went round."""
+    topic = f"bench-warm-up-{uuid.uuid4().hex[:6]}"
+    create_topics(bootstrap, {"TOPIC_TOMBSTONES": topic, "TOPIC_PROCESSED": f"{topic}.out", "TOPIC_DLQ": f"{topic}.dlq"}, 4)
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 0})
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": topic, "auto.offset.reset": "earliest",
+                         "enable.auto.commit": False, "fetch.wait.max.ms": 10})
+    consumer.subscribe([topic])
+    received, deadline = 0, time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            for number in range(8):
+                producer.produce(topic, key=str(number), value=b"x" * 200)
+            producer.flush(10)
+            received += len([m for m in consumer.consume(100, timeout=0.001) if not m.error()])
+    finally:
+        consumer.close()
+    return received
+
+
 def broker_jvm() -> str:
     name = os.environ.get("BENCH_BROKER_JVM", "production")
     if name not in BROKER_JVM:
@@ -188,6 +213,7 @@ def running_stack(run_dir: Path, profile: bool = False) -> Iterator[Stack]:
             store = PostgresServer.on_free_port(run_dir / "postgres")
         server = ResonateServer.on_free_ports(run_dir / "resonate", timer_poll_ms=TIMER_POLL_MS, postgres=store)
     broker.start()
+    warm_up_broker(broker.bootstrap_servers)
     try:
         if store is not None:
             store.start()
