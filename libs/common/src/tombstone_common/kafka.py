@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -154,18 +155,42 @@ class ClientErrors:
         self(error)
 
 
+#: How long the batching producer of :class:`AsyncProducer` gathers records into one request.
+BATCH_LINGER_MS = 50
+#: When a record is sent while this many await the broker's acknowledgement, :class:`AsyncProducer`
+#: batches for the next ``BATCH_HOLD_SECONDS`` (renewed each time it happens again).
+BATCH_FROM_AWAITING = 2
+BATCH_HOLD_SECONDS = 1.0
+
+
 class AsyncProducer:
-    """An idempotent producer whose :meth:`send` resolves once the broker acknowledged."""
+    """An idempotent producer whose :meth:`send` resolves once the broker acknowledged.
+
+    It batches at the rate it is used. Records sent one at a time go out at once (``linger.ms``
+    0: a lone record is not held back for a batch that will not come). Once records overlap (one
+    is sent while ``BATCH_FROM_AWAITING`` await their acknowledgement), it batches: records join a
+    request that leaves every ``BATCH_LINGER_MS``, for as long as they keep overlapping and
+    ``BATCH_HOLD_SECONDS`` after, so that at the pipeline's full rate the broker gets one produce
+    request for many records instead of one each. librdkafka's linger is fixed per producer, hence
+    two, each with its own delivery thread. Their order is not kept across the two, which no
+    topic here relies on (one record per key and outcome)."""
 
     def __init__(self, settings: KafkaSettings, **extra: Any) -> None:
-        self._producer = Producer(producer_config(settings, **extra))
+        self._eager = Producer(producer_config(settings, **{"linger.ms": 0, **extra}))
+        self._batched = Producer(producer_config(settings, **{"linger.ms": BATCH_LINGER_MS, **extra}))
+        self._awaiting = 0  # sends not acknowledged yet (read and written on the event loop only)
+        self._batching_until = 0.0
         self._closed = threading.Event()
-        self._poller = threading.Thread(target=self._poll, name="kafka-producer-poll", daemon=True)
-        self._poller.start()
+        self._pollers = [
+            threading.Thread(target=self._poll, args=(producer,), name=f"kafka-producer-poll-{name}", daemon=True)
+            for name, producer in (("eager", self._eager), ("batched", self._batched))
+        ]
+        for poller in self._pollers:
+            poller.start()
 
-    def _poll(self) -> None:
+    def _poll(self, producer: Producer) -> None:
         while not self._closed.is_set():
-            self._producer.poll(0.1)
+            producer.poll(0.1)
 
     async def send(
         self,
@@ -180,9 +205,13 @@ class AsyncProducer:
         def on_delivery(error: KafkaError | None, message: Message) -> None:
             loop.call_soon_threadsafe(_settle, delivered, error, message)
 
+        now = time.monotonic()
+        if self._awaiting >= BATCH_FROM_AWAITING:
+            self._batching_until = now + BATCH_HOLD_SECONDS
+        producer = self._batched if self.batching else self._eager
         while True:
             try:
-                self._producer.produce(
+                producer.produce(
                     topic, value=value, key=key, headers=list(headers or ()), on_delivery=on_delivery
                 )
                 break
@@ -190,17 +219,29 @@ class AsyncProducer:
                 await asyncio.sleep(0.05)
             except KafkaException as exc:  # refused before it was queued (too large, fatal state)
                 raise DeliveryFailed(exc.args[0]) from None
-        return await delivered
+        self._awaiting += 1
+        try:
+            return await delivered
+        finally:
+            self._awaiting -= 1
+
+    @property
+    def batching(self) -> bool:
+        """Whether the next record joins a batch (records overlap) rather than going at once."""
+        return time.monotonic() < self._batching_until
 
     def flush(self, timeout: float = 30.0) -> int:
         """Wait for queued records; returns how many are still undelivered."""
-        return self._producer.flush(timeout)
+        deadline = time.monotonic() + timeout
+        left = self._eager.flush(timeout)
+        return left + self._batched.flush(max(0.0, deadline - time.monotonic()))
 
     def close(self, timeout: float = 10.0) -> int:
         """Flush for up to ``timeout`` seconds, then stop; returns how many records were not delivered."""
         undelivered = self.flush(timeout)
         self._closed.set()
-        self._poller.join(timeout)
+        for poller in self._pollers:
+            poller.join(timeout)
         return undelivered
 
 
