@@ -29,21 +29,21 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 RATE = 200  # samples per second
 
-#: (part, how a frame's file path starts), first match wins. py-spy names a frame
-#: ``function (package/module.py:line)``; the innermost frame that matches names its sample's part.
+#: (part, what a frame's file path holds), first match wins. py-spy names a frame
+#: ``function (/full/path/module.py:line)``; the innermost frame that matches names its sample's part.
 PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("Kafka client", ("confluent_kafka/",)),
-    ("tracing", ("opentelemetry/",)),
-    ("models", ("pydantic/", "pydantic_core/", "tombstone_common/messages")),
-    ("logging", ("structlog/", "logging/", "tombstone_common/logs")),
-    ("metrics", ("prometheus_client/",)),
-    ("Resonate SDK", ("resonate/",)),
-    ("HTTP client", ("aiohttp/", "yarl/", "multidict/", "aiohappyeyeballs/")),
-    ("this project", ("tombstone_", "bench/", "floor_client")),
-    ("asyncio", ("asyncio/", "selectors", "uvloop/")),
+    ("Kafka client", ("/confluent_kafka/",)),
+    ("tracing", ("/opentelemetry/", "/tombstone_processor/tracing.py", "/tombstone_common/telemetry.py")),
+    ("models", ("/pydantic/", "/pydantic_core/", "/tombstone_common/messages.py")),
+    ("logging", ("/structlog/", "/logging/", "/tombstone_common/logs.py")),
+    ("metrics", ("/prometheus_client/", "/tombstone_processor/state.py")),
+    ("Resonate SDK", ("/resonate/",)),
+    ("HTTP client", ("/aiohttp/", "/yarl/", "/multidict/", "/aiohappyeyeballs/")),
+    ("this project", ("/tombstone_", "/bench/")),
+    ("asyncio", ("/asyncio/", "/selectors.py")),
 )
 OTHER = "other (stdlib, interpreter)"
-UNSEEN = "not sampled (librdkafka's C threads)"
+UNSEEN = "not sampled (librdkafka's C threads, code without the GIL)"
 COLOURS = {
     "Kafka client": "tab:green", "tracing": "tab:purple", "models": "tab:pink", "logging": "tab:brown",
     "metrics": "tab:olive", "Resonate SDK": "tab:orange", "HTTP client": "tab:red", "this project": "tab:blue",
@@ -62,7 +62,7 @@ def py_spy() -> str:
 def record(pid: int, path: Path, rate: int = RATE) -> Iterator[None]:
     """Sample ``pid`` into ``path`` (collapsed stacks) for as long as the block runs."""
     sampler = subprocess.Popen(
-        [py_spy(), "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw", "--nonblocking",
+        [py_spy(), "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw", "--nonblocking", "--gil", "--full-filenames",
          "--output", str(path)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
@@ -77,10 +77,16 @@ def record(pid: int, path: Path, rate: int = RATE) -> Iterator[None]:
 
 def part_of(frame: str) -> str | None:
     path = frame.rpartition(" (")[2]
-    for part, starts in PARTS:
-        if path.startswith(starts):
+    for part, holds in PARTS:
+        if any(piece in path for piece in holds):
             return part
     return None
+
+
+def short(frame: str) -> str:
+    """``function (module.py:line)``: a frame as a reader of the flame graph wants it."""
+    function, _, place = frame.rpartition(" (")
+    return f"{function} ({place.rsplit('/', 1)[-1]}" if function else frame
 
 
 @dataclass
@@ -130,7 +136,7 @@ class Profile:
         for stack, n in self.stacks.items():
             if stack:
                 leaves[stack[-1]] += n
-        return [(frame, n / self.samples) for frame, n in leaves.most_common(count)]
+        return [(short(frame), n / self.samples) for frame, n in leaves.most_common(count)]
 
 
 def flame_graph(profile: Profile, path: Path, title: str, min_share: float = 0.003) -> None:
@@ -157,7 +163,7 @@ def flame_graph(profile: Profile, path: Path, title: str, min_share: float = 0.0
             colour = COLOURS.get(part, "tab:gray")
             ax.barh(depth, width, left=x, height=0.95, color=colour, edgecolor="white", linewidth=0.3, alpha=0.85)
             if width > 0.04:
-                name = frame.split(" (")[0]
+                name = short(frame)
                 ax.text(x + 0.002, depth, name[: int(width * 160)], va="center", fontsize=6, clip_on=True)
             depth_seen[0] = max(depth_seen[0], depth)
             draw(child["kids"], x, depth + 1, part)

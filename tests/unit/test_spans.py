@@ -79,3 +79,27 @@ async def test_an_unsampled_trace_stays_unsampled_in_every_child(tmp_path, expor
     outcome = await run_under(settings, unsampled, Recorder(), "spans-unsampled")
     assert outcome.status == "processed"
     assert spans_of(exported, 0x1234) == [], "no step, send or workflow span of an unsampled trace"
+
+
+def test_a_trace_is_recorded_only_when_a_span_processor_receives_it():
+    """Without an exporter a new trace costs no recording, yet its ids are real (traceparent is
+    still written); a sampled parent is honoured; once a processor is added, new traces record."""
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.trace import set_span_in_context
+
+    from tombstone_common.telemetry import KnowsItsReceivers, RecordWhenReceived
+
+    provider = KnowsItsReceivers()
+    provider.sampler = RecordWhenReceived(provider)
+    tracer_ = provider.get_tracer("test")
+    root = tracer_.start_span("root")
+    assert not root.is_recording() and root.get_span_context().is_valid
+    assert not root.get_span_context().trace_flags.sampled
+
+    sampled = NonRecordingSpan(SpanContext(0xABC, 0xDEF, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED)))
+    assert tracer_.start_span("child", context=set_span_in_context(sampled)).is_recording()
+
+    received = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(received))
+    tracer_.start_span("recorded").end()
+    assert [span.name for span in received.get_finished_spans()] == ["recorded"]
