@@ -6,7 +6,7 @@ BOOTSTRAP := scripts/bootstrap.sh
 
 .PHONY: help
 help: ## List the targets
-	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 .PHONY: setup
 setup: ## Install uv, Python deps (.venv) and Java if missing
@@ -41,9 +41,29 @@ trace: setup ## Print a tombstone's trace from the local Jaeger (ID=<tombstone i
 topics: setup ## Create the topics on the local stack (after `make up`)
 	@$(VENV)/setup-topics
 
+# Every tier, as its own pytest session (a failure names its tier): the tiers that need a broker
+# and a server one after the other, the rest beside them (their own ports; the CPU-light lane).
+TEST_LANES ?= integration,durable,e2e unit,chart,images
 .PHONY: test
-test: setup test-tools ## Unit + integration + e2e tests (starts its own broker; Resonate tests need a server binary)
-	@$(VENV)/pytest
+test: setup test-tools ## Every tier below (starts its own broker; Resonate tests need a server binary)
+	@scripts/test-tiers.sh $(TEST_LANES)
+
+TIERS := unit integration durable e2e chart images
+.PHONY: $(addprefix test-,$(TIERS))
+test-unit: setup ## Unit tests (no broker, no server; under a minute)
+	@scripts/test-tiers.sh unit
+test-integration: setup ## Integration tier: a real broker, each test in local and durable mode
+	@scripts/test-tiers.sh integration
+test-durable: setup ## Durable tier: crash, outage and upgrade tests against a real Resonate server
+	@scripts/test-tiers.sh durable
+test-e2e: setup test-tools ## End-to-end tier: the console scripts, traces in Jaeger, the docs, the benchmark smoke run
+	@scripts/test-tiers.sh e2e
+test-chart: setup ## Chart tier: rendering and schema checks (builds helm when missing)
+	@$(K8S_TOOLS) helm >/dev/null || echo "note: helm is unavailable; the chart tests will be skipped"
+	@scripts/test-tiers.sh chart
+test-images: setup ## Image tier: builds and runs the three service images (needs Docker)
+	@$(VENV)/python -m tests.images.docker
+	@scripts/test-tiers.sh images
 
 # What the tests use that takes minutes to build, built before the test run (never under a
 # test's timeout): helm, Jaeger, and the service images when Docker answers and they are missing.
@@ -53,10 +73,6 @@ test-tools:
 	@$(K8S_TOOLS) helm >/dev/null || echo "note: helm is unavailable; the chart tests will be skipped"
 	@$(VENV)/devstack jaeger >/dev/null || echo "note: Jaeger is unavailable; the trace tests will be skipped"
 	@$(VENV)/python -m tests.images.docker
-
-.PHONY: test-unit
-test-unit: setup ## Unit tests only (no broker)
-	@$(VENV)/pytest tests/unit
 
 CHAOS_RUNS ?= 1
 .PHONY: chaos

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Runs test tiers (folders under tests/) as separate pytest sessions and names each tier that
+# fails. Usage: scripts/test-tiers.sh LANE [LANE …], a lane being tiers joined by commas
+# ("integration,durable,e2e"): the lanes run side by side, the tiers of one lane one after the
+# other. Every tier starts what it needs on free ports (its own broker and server), so lanes do
+# not collide. A lane other than the first writes to .cache/test-logs/<tier>.log, printed whole
+# when the tier ends. Exit 1 when any tier failed, or collected no test (pytest's exit 5).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PYTEST=${PYTEST:-.venv/bin/pytest}
+logs=.cache/test-logs
+mkdir -p "$logs"
+results=$(mktemp -d)
+trap 'rm -rf "$results"' EXIT
+
+run_tier() {  # tier, streamed (1) or logged (0)
+  local tier=$1 streamed=$2 started rc
+  started=$(date +%s)
+  echo "== tier $tier: pytest tests/$tier"
+  if [[ $streamed == 1 ]]; then
+    "$PYTEST" "tests/$tier" -p no:cacheprovider; rc=$?
+  else
+    "$PYTEST" "tests/$tier" -p no:cacheprovider >"$logs/$tier.log" 2>&1; rc=$?
+    { echo "== tier $tier (ran beside the others; its output):"; cat "$logs/$tier.log"; } 
+  fi
+  echo "$rc $(( $(date +%s) - started ))" >"$results/$tier"
+  echo "== tier $tier: exit $rc in $(( $(date +%s) - started ))s"
+}
+
+run_lane() {  # comma-separated tiers, streamed?
+  local tier
+  IFS=, read -ra tiers <<<"$1"
+  for tier in "${tiers[@]}"; do run_tier "$tier" "$2"; done
+}
+
+pids=()
+first=1
+for lane in "$@"; do
+  if [[ $first == 1 ]]; then first=0; continue; fi
+  run_lane "$lane" 0 &
+  pids+=($!)
+done
+run_lane "$1" 1
+for pid in "${pids[@]}"; do wait "$pid"; done
+
+failed=()
+echo "== tiers:"
+for lane in "$@"; do
+  IFS=, read -ra tiers <<<"$lane"
+  for tier in "${tiers[@]}"; do
+    read -r rc seconds <"$results/$tier" || { rc=missing; seconds=0; }
+    case $rc in
+      0) verdict=passed ;;
+      5) verdict="FAILED (no test collected)" ;;
+      *) verdict="FAILED (pytest exit $rc)" ;;
+    esac
+    printf '   %-12s %-28s %5ss\n' "$tier" "$verdict" "$seconds"
+    [[ $rc == 0 ]] || failed+=("$tier")
+  done
+done
+if (( ${#failed[@]} )); then
+  echo "make test: failed tier(s): ${failed[*]} (rerun one with: make test-<tier>)"
+  exit 1
+fi
+echo "make test: every tier passed"
