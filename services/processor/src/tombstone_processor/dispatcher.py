@@ -20,7 +20,7 @@ from resonate.resonate import Resonate
 
 from tombstone_common.logs import get_logger
 from tombstone_processor.dead_letters import DeadLetters
-from tombstone_processor.failures import reason, retrying
+from tombstone_processor.failures import first_failed, reason, retrying
 from tombstone_processor.refusals import StepRefused
 from tombstone_processor.state import WorkflowMetrics
 from tombstone_processor.workflow import WORKFLOW, Job, Outcome, start_version
@@ -61,6 +61,7 @@ class Dispatcher:
         backoff_max: float = 5.0,
     ) -> None:
         self._resonate = resonate
+        self._starts = resonate.options(version=start_version())  # made once: options() copies the client
         self.metrics = metrics
         self._dead_letters = dead_letters
         self._refusals = refusals
@@ -113,16 +114,24 @@ class Dispatcher:
             self.slot_freed.set()
 
     async def _hand_off(self, job: Job):
-        """``resonate.run`` until the promise exists; transient failures retry without limit."""
-        async for attempt in retrying(self._refusals, "hand-off", job.id, self._backoff_max):
+        """``resonate.run`` until the promise exists; transient failures retry without limit. The
+        first attempt, nearly always the only one, runs outside the retry loop (its iteration
+        cost more CPU than the start itself)."""
+        try:
+            return await self._start(job)
+        except Exception as error:  # noqa: BLE001 (the policy decides)
+            await first_failed(error, self._refusals, "hand-off", job.id)
+        async for attempt in retrying(self._refusals, "hand-off", job.id, self._backoff_max, failed=1):
             with attempt:
-                if attempt.retry_state.attempt_number > 1:
-                    self.metrics.handoff_retries += 1
-                async with self._handing_off:
-                    handle = self._resonate.options(version=start_version()).run(job.id, WORKFLOW, job)
-                    await handle.id()
-                return handle
+                self.metrics.handoff_retries += 1
+                return await self._start(job)
         raise AssertionError("unreachable")
+
+    async def _start(self, job: Job):
+        async with self._handing_off:
+            handle = self._starts.run(job.id, WORKFLOW, job)
+            await handle.id()
+        return handle
 
     async def _refused(self, job: Job, error: BaseException) -> None:
         why = f"hand-off refused after {self._refusals} attempts: {reason(error)}"

@@ -57,6 +57,12 @@ class TraceContext:
         return trace.get_current_span(self._process).get_span_context().is_valid
 
     @cached_property
+    def sampled(self) -> bool:
+        """Whether this trace is recorded: its spans are worth making. An unsampled trace keeps
+        its ids (the workflow span's context stands in for its spans, for ``traceparent``)."""
+        return trace.get_current_span(self._process).get_span_context().trace_flags.sampled
+
+    @cached_property
     def _workflow(self) -> Context:
         if not self.valid:
             return Context()
@@ -68,21 +74,33 @@ class TraceContext:
         """A context whose current span is the workflow span (emitted later)."""
         return self._workflow
 
+    def workflow_span(self) -> Span:
+        return trace.get_current_span(self._workflow)
+
 
 def _ns(seconds: float) -> int:
     return int(seconds * 1e9)
 
 
-def emit_span(name: str, parent: Context, start: float, end: float, **attributes: object) -> None:
-    span = _tracer.start_span(name, context=parent, start_time=_ns(start), attributes=attributes)
+def emit_span(name: str, trace_context: TraceContext, start: float, end: float, **attributes: object) -> None:
+    """A span under the workflow span that already ended (a durable sleep), if the trace is recorded."""
+    if not trace_context.sampled:
+        return
+    span = _tracer.start_span(name, context=trace_context.workflow(), start_time=_ns(start), attributes=attributes)
     span.end(end_time=_ns(end))
 
 
 @contextmanager
 def step_span(name: str, trace_context: TraceContext, kind: SpanKind = SpanKind.INTERNAL, **attributes: object) -> Iterator[Span]:
-    """A span under the workflow span; a failure is recorded on it, logged, and re-raised
-    (Resonate retries the step)."""
-    with _tracer.start_as_current_span(name, context=trace_context.workflow(), kind=kind, attributes=attributes) as span:
+    """A span under the workflow span, current inside the block (records written there carry it
+    in ``traceparent``); a failure is recorded on it, logged, and re-raised (Resonate retries the
+    step). In a trace that is not recorded, the workflow span's context is made current instead:
+    the same ids downstream, without the cost of a span nobody keeps."""
+    if trace_context.sampled:
+        scope = _tracer.start_as_current_span(name, context=trace_context.workflow(), kind=kind, attributes=attributes)
+    else:
+        scope = trace.use_span(trace_context.workflow_span(), end_on_exit=False)
+    with scope as span:
         try:
             yield span
         except Exception as exc:
@@ -93,7 +111,7 @@ def step_span(name: str, trace_context: TraceContext, kind: SpanKind = SpanKind.
 
 
 def emit_workflow_span(trace_context: TraceContext, started_at: float, ok: bool, **attributes: object) -> None:
-    if not trace_context.valid:
+    if not trace_context.valid or not trace_context.sampled:
         return
     with span_with_id(int(trace_context.workflow_span_id, 16)):
         span = _tracer.start_span(

@@ -257,7 +257,7 @@ def delete_attempt(
     Resonate's), so the two cannot drift apart."""
     attempt = deleter.count_attempt(job.id, step_id)
     if slept_since is not None and attempt == 1:  # the durable sleep that ended just now
-        emit_span("sleep", job.trace.workflow(), slept_since, time.time(), **{"tombstone.id": job.id})
+        emit_span("sleep", job.trace, slept_since, time.time(), **{"tombstone.id": job.id})
     with step_span("delete_batch", job.trace, **{"tombstone.id": job.id, "batch": batch, "attempt": attempt}):
         return deleter.delete_batch(step_id, job.id, batch, job.work, attempt)
 
