@@ -14,13 +14,14 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
 from confluent_kafka import Consumer, Producer
 from devstack.kafka import JVM_OPTIONS, JVM_PRODUCTION_OPTIONS, KafkaBroker
 from devstack.postgres import PostgresServer, storage_backend
+from devstack.postgres import available as postgres_available
 from devstack.procs import Managed
 from devstack.resonate import ResonateServer, server_binary
 from harness.kafka import read_until
@@ -66,6 +67,27 @@ class Stack:
         if self.server is None:
             return "LOCAL MODE (in-process, not durable)"
         return f"durable (Resonate server on {self.server.storage})"
+
+    @contextmanager
+    def on_other_store(self) -> Iterator[Stack | None]:
+        """This stack with a second Resonate server of its own on the other store (PostgreSQL
+        beside SQLite, or SQLite beside PostgreSQL), for the scenarios that compare them; None
+        when there is no server, or PostgreSQL is not installed."""
+        if self.server is None or (self.server.storage == "sqlite" and not postgres_available()):
+            yield None
+            return
+        home = self.run_dir / f"other-store-{uuid.uuid4().hex[:6]}"
+        store = PostgresServer.on_free_port(home / "postgres") if self.server.storage == "sqlite" else None
+        server = ResonateServer.on_free_ports(home / "resonate", timer_poll_ms=TIMER_POLL_MS, postgres=store)
+        try:
+            if store is not None:
+                store.start()
+            server.start()
+            yield replace(self, server=server)
+        finally:
+            server.stop()
+            if store is not None:
+                store.stop()
 
     def topics(self, scenario: str, partitions: int) -> dict[str, str]:
         """Fresh topics and groups for one scenario, created on the broker."""

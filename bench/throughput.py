@@ -46,6 +46,7 @@ class Rate:
     processors: int
     tombstones: int
     seconds: float
+    store: str = "local mode"
 
     @property
     def per_second(self) -> float:
@@ -65,7 +66,11 @@ def pipeline_rate(stack: Stack, count: int, tombstones: int) -> Rate:
         sent = stack.produce(names, work)
         done = stack.completions(names, [t.id for t in work], TIMEOUT)
     last = max(record.completed_at.timestamp() for record in done.values())
-    return Rate(count, tombstones, last - sent)
+    return Rate(count, tombstones, last - sent, _store(stack))
+
+
+def _store(stack: Stack) -> str:
+    return stack.server.storage if stack.server is not None else "local mode"
 
 
 async def _ceiling(url: str, sizes: Sizes) -> Rate:
@@ -93,24 +98,43 @@ async def _ceiling(url: str, sizes: Sizes) -> Rate:
     return Rate(0, completed, time.monotonic() - started)
 
 
+def on_one_store(stack: Stack, sizes: Sizes) -> tuple[list[Rate], Rate | None]:
+    """The pipeline's rates for each processor count, and the server's ceiling, on ``stack``'s store."""
+    ceiling = None
+    if stack.server is not None:
+        ceiling = asyncio.run(_ceiling(stack.server.url, sizes))
+        ceiling.store = _store(stack)
+    return [pipeline_rate(stack, count, sizes.tombstones) for count in sizes.processors], ceiling
+
+
 def run(stack: Stack, sizes: Sizes = FULL) -> Section:
-    ceiling = asyncio.run(_ceiling(stack.server.url, sizes)) if stack.server is not None else None
-    rates = [pipeline_rate(stack, count, sizes.tombstones) for count in sizes.processors]
-    one = rates[0].per_second
+    stores = [on_one_store(stack, sizes)]
+    with stack.on_other_store() as other:
+        if other is not None:
+            stores.append(on_one_store(other, sizes))
     rows = []
-    for rate in rates:
-        rows.append([
-            f"{rate.processors} processor{'s' if rate.processors > 1 else ''}", f"{rate.tombstones} tombstones",
-            f"{rate.seconds:.1f}", f"**{rate.per_second:.0f}** tombstones/s", f"{rate.per_second / one:.2f}×",
-        ])
-    if ceiling:  # another unit: promise pairs, not workflows (the floor scenario compares workflows)
-        rows.append([
-            "server: promise create+resolve pairs, 1 client", f"{ceiling.tombstones} pairs",
-            f"{ceiling.seconds:.1f}", f"**{ceiling.per_second:.0f}** pairs/s", "–",
-        ])
+    for rates, ceiling in stores:
+        one = rates[0].per_second
+        for rate in rates:
+            rows.append([
+                f"{rate.processors} processor{'s' if rate.processors > 1 else ''}", rate.store,
+                f"{rate.tombstones} tombstones", f"{rate.seconds:.1f}", f"**{rate.per_second:.0f}** tombstones/s",
+                f"{rate.per_second / one:.2f}×",
+            ])
+        if ceiling:  # another unit: promise pairs, not workflows (the floor scenario compares workflows)
+            rows.append([
+                "server: promise create+resolve pairs, 1 client", ceiling.store, f"{ceiling.tombstones} pairs",
+                f"{ceiling.seconds:.1f}", f"**{ceiling.per_second:.0f}** pairs/s", "–",
+            ])
+    rates = [rate for store_rates, _ in stores for rate in store_rates]
 
     def plot(ax: Axes) -> None:
-        ax.bar([str(r.processors) for r in rates], [r.per_second for r in rates], color="tab:blue", label="pipeline")
+        for number, (store_rates, _) in enumerate(stores):
+            width = 0.8 / len(stores)
+            ax.bar([i + number * width for i in range(len(store_rates))], [r.per_second for r in store_rates],
+                   width=width, label=f"server on {store_rates[0].store}")
+        ax.set_xticks([i + 0.4 - 0.4 / len(stores) for i in range(len(stores[0][0]))],
+                      [str(r.processors) for r in stores[0][0]])
         ax.set_xlabel("processors (one consumer group)")
         ax.set_ylabel("tombstones / s")
         ax.set_title(f"{TITLE[:2]} Throughput: {sizes.tombstones} one-batch tombstones, zero sleep")
@@ -122,9 +146,11 @@ def run(stack: Stack, sizes: Sizes = FULL) -> Section:
             f"{sizes.tombstones} tombstones of 1 batch, DELETE_BATCH_INTERVAL_SECONDS=0, {PARTITIONS} partitions, "
             f"PROCESSOR_MAX_IN_FLIGHT=100 (default) per processor; time = first send → last completion. "
             f"Ceiling: {CEILING_CONCURRENCY} concurrent create+resolve loops through resonate-sdk's "
-            f"`promises` client in one process, at most {sizes.ceiling_pairs} pairs or {sizes.ceiling_seconds:.0f} s."
+            f"`promises` client in one process, at most {sizes.ceiling_pairs} pairs or {sizes.ceiling_seconds:.0f} s. "
+            f"The same again with a second Resonate server on the other store (PostgreSQL, a local Debian "
+            f"server of its own, beside SQLite) when PostgreSQL is installed; the broker and the machine are shared."
         ),
-        header=["run", "work", "seconds", "per second", "vs 1 processor"],
+        header=["run", "server store", "work", "seconds", "per second", "vs 1 processor"],
         rows=rows,
         plot=plot,
     )

@@ -3,8 +3,8 @@
 # fails. Usage: scripts/test-tiers.sh LANE [LANE …], a lane being tiers joined by commas
 # ("integration,durable,e2e"): the lanes run side by side, the tiers of one lane one after the
 # other. Every tier starts what it needs on free ports (its own broker and server), so lanes do
-# not collide. A lane other than the first writes to .cache/test-logs/<tier>.log, printed whole
-# when the tier ends. Exit 1 when any tier failed, or collected no test (pytest's exit 5).
+# not collide. The first lane prints as it goes; the others write .cache/test-logs/<tier>.log,
+# printed whole at the end. Exit 1 when any tier failed, or collected no test (pytest's exit 5).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PYTEST=${PYTEST:-.venv/bin/pytest}
@@ -16,15 +16,14 @@ trap 'rm -rf "$results"' EXIT
 run_tier() {  # tier, streamed (1) or logged (0)
   local tier=$1 streamed=$2 started rc
   started=$(date +%s)
-  echo "== tier $tier: pytest tests/$tier"
   if [[ $streamed == 1 ]]; then
+    echo "== tier $tier: pytest tests/$tier"
     "$PYTEST" "tests/$tier" -p no:cacheprovider; rc=$?
   else
     "$PYTEST" "tests/$tier" -p no:cacheprovider >"$logs/$tier.log" 2>&1; rc=$?
-    { echo "== tier $tier (ran beside the others; its output):"; cat "$logs/$tier.log"; } 
   fi
   echo "$rc $(( $(date +%s) - started ))" >"$results/$tier"
-  echo "== tier $tier: exit $rc in $(( $(date +%s) - started ))s"
+  [[ $streamed == 1 ]] && echo "== tier $tier: exit $rc in $(( $(date +%s) - started ))s"
 }
 
 run_lane() {  # comma-separated tiers, streamed?
@@ -42,6 +41,13 @@ for lane in "$@"; do
 done
 run_lane "$1" 1
 for pid in "${pids[@]}"; do wait "$pid"; done
+for lane in "${@:2}"; do
+  IFS=, read -ra tiers <<<"$lane"
+  for tier in "${tiers[@]}"; do
+    echo "== tier $tier (ran beside the others): pytest tests/$tier"
+    cat "$logs/$tier.log"
+  done
+done
 
 failed=()
 echo "== tiers:"
