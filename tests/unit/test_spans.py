@@ -81,25 +81,27 @@ async def test_an_unsampled_trace_stays_unsampled_in_every_child(tmp_path, expor
     assert spans_of(exported, 0x1234) == [], "no step, send or workflow span of an unsampled trace"
 
 
-def test_a_trace_is_recorded_only_when_a_span_processor_receives_it():
-    """Without an exporter a new trace costs no recording, yet its ids are real (traceparent is
-    still written); a sampled parent is honoured; once a processor is added, new traces record."""
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.trace import set_span_in_context
-
-    from tombstone_common.telemetry import KnowsItsReceivers, RecordWhenReceived
+def test_steps_make_spans_only_where_a_span_processor_receives_them(monkeypatch, exported):
+    """Without a receiver (no exporter) a step makes no span of its own, yet the context it makes
+    current is the workflow span's: the same trace and sampled flag reach ``traceparent``."""
+    from tombstone_common import telemetry
+    from tombstone_common.telemetry import KnowsItsReceivers, headers_from
+    from tombstone_processor import tracing
+    from tombstone_processor.tracing import step_span
 
     provider = KnowsItsReceivers()
-    provider.sampler = RecordWhenReceived(provider)
-    tracer_ = provider.get_tracer("test")
-    root = tracer_.start_span("root")
-    assert not root.is_recording() and root.get_span_context().is_valid
-    assert not root.get_span_context().trace_flags.sampled
+    assert not provider.receiving
+    provider.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
+    assert provider.receiving
 
-    sampled = NonRecordingSpan(SpanContext(0xABC, 0xDEF, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED)))
-    assert tracer_.start_span("child", context=set_span_in_context(sampled)).is_recording()
-
-    received = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(received))
-    tracer_.start_span("recorded").end()
-    assert [span.name for span in received.get_finished_spans()] == ["recorded"]
+    parent = NonRecordingSpan(SpanContext(0xABC, 0xDEF, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED)))
+    context = TraceContext.under(parent)
+    monkeypatch.setattr(tracing, "spans_received", lambda: False)
+    assert not context.recorded
+    with step_span("delete_batch", context) as span:
+        assert not span.is_recording()
+        (traceparent,) = [value.decode() for key, value in headers_from() if key == "traceparent"]
+    assert traceparent == f"00-{0xABC:032x}-{context.workflow_span_id}-01"
+    monkeypatch.setattr(tracing, "spans_received", lambda: True)
+    assert context.recorded
+    assert telemetry.spans_received(), "the tests' provider has the in-memory exporter of this module"
