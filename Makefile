@@ -41,9 +41,10 @@ trace: setup ## Print a tombstone's trace from the local Jaeger (ID=<tombstone i
 topics: setup ## Create the topics on the local stack (after `make up`)
 	@$(VENV)/setup-topics
 
-# Every tier, as its own pytest session (a failure names its tier): the tiers that need a broker
-# and a server one after the other, the rest beside them (their own ports; the CPU-light lane).
-TEST_LANES ?= integration,durable,e2e unit,chart,images
+# Every tier, as its own pytest session (a failure names its tier), in two lanes side by side,
+# each tier on ports, a broker and a server of its own: integration then e2e; durable (mostly
+# waiting out leases and outages) then unit, chart and images.
+TEST_LANES ?= integration,e2e durable,unit,chart,images
 .PHONY: test
 test: setup test-tools ## Every tier below (starts its own broker; Resonate tests need a server binary)
 	@scripts/test-tiers.sh $(TEST_LANES)
