@@ -53,34 +53,6 @@ def consumer_config(settings: KafkaSettings, group_id: str, **extra: Any) -> dic
     }
 
 
-#: Errors that go away by themselves: a broker restarting, a leader or coordinator moving, too few
-#: in-sync replicas for a moment, a quota throttling us. Retrying them is right.
-TRANSIENT_CODES = frozenset({
-    KafkaError._MSG_TIMED_OUT,
-    KafkaError._TIMED_OUT,
-    KafkaError._TIMED_OUT_QUEUE,
-    KafkaError.REQUEST_TIMED_OUT,
-    KafkaError._TRANSPORT,
-    KafkaError._ALL_BROKERS_DOWN,
-    KafkaError._RESOLVE,
-    KafkaError.NETWORK_EXCEPTION,
-    KafkaError._QUEUE_FULL,
-    KafkaError._WAIT_COORD,
-    KafkaError.LEADER_NOT_AVAILABLE,
-    KafkaError.NOT_LEADER_FOR_PARTITION,
-    KafkaError.PREFERRED_LEADER_NOT_AVAILABLE,
-    KafkaError.FENCED_LEADER_EPOCH,
-    KafkaError.UNKNOWN_LEADER_EPOCH,
-    KafkaError.NOT_COORDINATOR,
-    KafkaError.COORDINATOR_NOT_AVAILABLE,
-    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
-    KafkaError.REBALANCE_IN_PROGRESS,
-    KafkaError.NOT_ENOUGH_REPLICAS,
-    KafkaError.NOT_ENOUGH_REPLICAS_AFTER_APPEND,
-    KafkaError.KAFKA_STORAGE_ERROR,
-    KafkaError.THROTTLING_QUOTA_EXCEEDED,
-})
-
 #: Errors that the same record will meet again, however often it is sent: it is too large, we are
 #: not allowed to write there, the topic does not exist, the broker rejects the record itself.
 #: Only a person (or a different record) changes the answer.
@@ -106,8 +78,9 @@ PERMANENT_CODES = frozenset({
 def is_transient(error: KafkaError) -> bool:
     """Classify by error code, not by ``error.retriable()``: librdkafka does not set that flag on
     delivery reports, so a delivery that timed out during a broker restart would look permanent.
-    A fatal error is permanent; a code in neither list is treated as transient (callers that
-    retry bound the time they spend on it)."""
+    A fatal error is permanent, and so is a code in ``PERMANENT_CODES``; any other is transient
+    (a broker restarting, a leader or coordinator moving, too few in-sync replicas for a moment,
+    a quota; callers that retry bound the time they spend on it)."""
     if error.fatal() or error.code() in PERMANENT_CODES:
         return False
     return True
