@@ -7,6 +7,7 @@ with Maven (downloaded from Maven Central when ``mvn`` is not installed) into a 
 from __future__ import annotations
 
 import base64
+import fcntl
 import shutil
 import subprocess
 import sys
@@ -66,11 +67,22 @@ def _maven(cache: Path) -> str:
 
 
 def ensure_jars(cache: Path) -> Path:
-    """Resolve the broker's jars into ``cache/kafka-libs`` (once) and return that folder."""
+    """Resolve the broker's jars into ``cache/kafka-libs`` (once) and return that folder. Several
+    processes may ask at once (make test's lanes on a fresh checkout): one resolves, the others
+    wait for it on a lock file."""
     cache = cache.resolve()
     libs = cache / "kafka-libs"
     if any(libs.glob("kafka_2.13-*.jar")):
         return libs
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / "kafka-libs.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if any(libs.glob("kafka_2.13-*.jar")):  # resolved by another process meanwhile
+            return libs
+        return _resolve_jars(cache, libs)
+
+
+def _resolve_jars(cache: Path, libs: Path) -> Path:
     java_binary()
     work = cache / "kafka-pom"
     work.mkdir(parents=True, exist_ok=True)
