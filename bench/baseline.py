@@ -9,17 +9,13 @@ the consumer has its partitions, and SIGTERM stops it after the current message.
 
 from __future__ import annotations
 
-import os
-import signal
 import time
-from pathlib import Path
 
-from confluent_kafka import Consumer, Message, Producer
+from confluent_kafka import Message, Producer
 from opentelemetry.trace import INVALID_SPAN
 
-from tombstone_common.kafka import consumer_config, producer_config
+from bench.kafka_worker import Worker, serve
 from tombstone_common.messages import ProcessedRecord, SourcePosition, parse_tombstone, utc_now
-from tombstone_common.settings import load_settings
 from tombstone_processor.settings import ProcessorSettings
 from tombstone_processor.simulation import BatchResult, DeleteError, SimulatedDeleter
 from tombstone_processor.tracing import TraceContext
@@ -66,30 +62,16 @@ def process(message: Message, settings: ProcessorSettings, deleter: SimulatedDel
         raise RuntimeError(f"processed record of {tombstone.id} not delivered")
 
 
-def main() -> None:
-    settings = load_settings(ProcessorSettings)
-    ready = Path(os.environ["BENCH_READY_FILE"])
-    deleter = SimulatedDeleter(settings, settings.processor_name)
-    producer = Producer(producer_config(settings))
-    consumer = Consumer(consumer_config(settings, settings.kafka_consumer_group))
-    stopping = False
+_deleter: SimulatedDeleter | None = None  # one for the process: it counts each step's attempts
 
-    def stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
 
-    signal.signal(signal.SIGTERM, stop)
-    consumer.subscribe([settings.topic_tombstones], on_assign=lambda *_: ready.touch())
-    try:
-        while not stopping:
-            message = consumer.poll(0.1)
-            if message is None or message.error():
-                continue
-            process(message, settings, deleter, producer)
-            consumer.commit(message=message, asynchronous=False)
-    finally:
-        consumer.close()
+def handle(worker: Worker, messages: list[Message]) -> None:
+    global _deleter
+    _deleter = _deleter or SimulatedDeleter(worker.settings, worker.settings.processor_name)
+    (message,) = messages
+    process(message, worker.settings, _deleter, worker.producer)
+    worker.consumer.commit(message=message, asynchronous=False)
 
 
 if __name__ == "__main__":
-    main()
+    serve(handle, batch=1)
