@@ -202,6 +202,11 @@ def measure(stack: Stack, sizes: Sizes) -> tuple[Run, Run, Run]:
     return Run.total(floors), Run.total(kafka_floors), Run.total(pipelines)
 
 
+def _ratio(a: float, b: float) -> float:
+    """a / b; NaN when b is 0 (a span too short for /proc's 10 ms ticks, at smoke sizes)."""
+    return a / b if b else float("nan")
+
+
 def _kinds(run: Run) -> str:
     return ", ".join(f"{kind} {count / run.workflows:.2f}" for kind, count in sorted(run.requests.items()))
 
@@ -214,17 +219,17 @@ def run(stack: Stack, sizes: Sizes = FULL) -> Section:
     # The broker's CPU while only the server works (the floor's rounds) is its idle cost: a
     # per-second cost, so per workflow it grows as throughput falls. What the records cost it is
     # the rest.
-    idle_per_second = base.cpu.get("broker", 0.0) / base.seconds
+    idle_per_second = _ratio(base.cpu.get("broker", 0.0), base.seconds)
     def above_idle(run: Run) -> float:
         return max(0.0, 1000 * (run.cpu.get("broker", 0.0) - idle_per_second * run.seconds) / run.workflows)
-    throughput = pipe.per_second / base.per_second
-    cpu = pipe.cpu_ms("client") / base.cpu_ms("client")
+    throughput = _ratio(pipe.per_second, base.per_second)
+    cpu = _ratio(pipe.cpu_ms("client"), base.cpu_ms("client"))
     rows = [
         [
             r.name, str(r.workflows), f"{r.seconds:.1f}", f"**{r.per_second:.0f}**",
-            f"**{r.per_second / base.per_second:.0%}**",
+            f"**{_ratio(r.per_second, base.per_second):.0%}**",
             *(f"{r.cpu_ms(p):.2f}" for p in PROCESSES), f"{r.total_cpu_ms():.2f}",
-            f"{r.cpu_ms('client') / base.cpu_ms('client'):.2f}×", f"{r.requests_per_workflow():.1f}",
+            f"{_ratio(r.cpu_ms('client'), base.cpu_ms('client')):.2f}×", f"{r.requests_per_workflow():.1f}",
         ]
         for r in (base, kafka, pipe)
     ]
@@ -235,12 +240,12 @@ def run(stack: Stack, sizes: Sizes = FULL) -> Section:
         f"broker CPU per workflow ≤ {TARGET_BROKER_MS} ms: {'met' if broker <= TARGET_BROKER_MS else 'MISSED'} "
         f"({broker:.2f} ms; the Kafka floor's {kafka.cpu_ms('broker'):.2f} ms). The broker idles at "
         f"{idle_per_second:.1%} of a core (its CPU while only the server works), which at the pipeline's rate is "
-        f"{1000 * idle_per_second / pipe.per_second:.2f} ms per workflow by itself; above that idle cost the records "
+        f"{_ratio(1000 * idle_per_second, pipe.per_second):.2f} ms per workflow by itself; above that idle cost the records "
         f"cost it {above_idle(pipe):.2f} ms per workflow through the pipeline and {above_idle(kafka):.2f} ms through "
         f"the Kafka floor. "
         f"Server requests per workflow — floor: {_kinds(base)}; pipeline: {_kinds(pipe)}. "
         f"Every process shares {os.cpu_count()} cores: when the machine is the limit, throughput "
-        f"pipeline / floor tends to total CPU floor / pipeline ({base.total_cpu_ms() / pipe.total_cpu_ms():.0%} here)."
+        f"pipeline / floor tends to total CPU floor / pipeline ({_ratio(base.total_cpu_ms(), pipe.total_cpu_ms()):.0%} here)."
     )
     pictures: dict = {}
     if stack.profile:
