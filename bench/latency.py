@@ -31,7 +31,7 @@ from tombstone_producer.produce import new_ids
 
 TITLE = "2. Latency at low load"
 SAMPLE_TIMEOUT = 30.0
-TARGET_P50_MS, TARGET_P99_MS = 50, 150
+TARGET_P50_MS, TARGET_P99_MS = 10, 30
 PARTS = ("Kafka in", "hand-off", "steps", "Kafka out")
 
 
