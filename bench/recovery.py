@@ -78,6 +78,15 @@ def recover(stack: Stack, count: int, interval: float) -> Recovery:
     return Recovery(count, interval, owned, delays)
 
 
+def _delays(delays: list[float]) -> list[str]:
+    """p50, p99, max and p99 / TTL; dashes when no workflow was left on the victim at the kill
+    (with sleeps they may all have moved to the survivor while it started: a small K at smoke sizes)."""
+    if not delays:
+        return ["–"] * 4
+    p99 = percentile(delays, 99)
+    return [fmt(percentile(delays, 50)), fmt(p99), fmt(max(delays)), f"{p99 / TTL_SECONDS:.2f}"]
+
+
 def heartbeats(stack: Stack) -> tuple[int, int]:
     """(rejected, all) ``task.heartbeat`` requests the server has logged so far."""
     kind = "task.heartbeat"
@@ -105,8 +114,7 @@ def run(stack: Stack, sizes: Sizes = FULL) -> Section:
     rows = [
         [
             str(r.count), f"{r.interval:g} s" if r.interval else "none (steps back to back)",
-            str(r.in_flight), str(len(r.delays)), fmt(percentile(r.delays, 50)),
-            fmt(percentile(r.delays, 99)), fmt(max(r.delays)), f"{percentile(r.delays, 99) / TTL_SECONDS:.2f}",
+            str(r.in_flight), str(len(r.delays)), *_delays(r.delays),
         ]
         for r in results
     ]
@@ -114,7 +122,8 @@ def run(stack: Stack, sizes: Sizes = FULL) -> Section:
     def plot(ax: Axes) -> None:
         for r in results:
             sleep = f", {r.interval:g} s sleeps" if r.interval else ""
-            plot_cdf(ax, r.delays, f"K = {r.count}{sleep}")
+            if r.delays:
+                plot_cdf(ax, r.delays, f"K = {r.count}{sleep}")
         ax.axvline(TTL_SECONDS, color="grey", linestyle=":", label=f"lease (TTL) {TTL_SECONDS} s")
         ax.set_xlabel("seconds from SIGKILL to the next step on the survivor")
         ax.set_ylabel("fraction of workflows resumed")
