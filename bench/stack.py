@@ -6,6 +6,7 @@ on free loopback ports; each scenario gets its own topics, consumer group and Re
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
@@ -76,18 +77,9 @@ class Stack:
         if self.server is None or (self.server.storage == "sqlite" and not postgres_available()):
             yield None
             return
-        home = self.run_dir / f"other-store-{uuid.uuid4().hex[:6]}"
-        store = PostgresServer.on_free_port(home / "postgres") if self.server.storage == "sqlite" else None
-        server = ResonateServer.on_free_ports(home / "resonate", timer_poll_ms=TIMER_POLL_MS, postgres=store)
-        try:
-            if store is not None:
-                store.start()
-            server.start()
+        other = "postgres" if self.server.storage == "sqlite" else "sqlite"
+        with resonate_server(self.run_dir / f"other-store-{uuid.uuid4().hex[:6]}", other) as server:
             yield replace(self, server=server)
-        finally:
-            server.stop()
-            if store is not None:
-                store.stop()
 
     def topics(self, scenario: str, partitions: int) -> dict[str, str]:
         """Fresh topics and groups for one scenario, created on the broker."""
@@ -229,22 +221,30 @@ def running_stack(run_dir: Path, profile: bool = False) -> Iterator[Stack]:
     """Start the broker and, when its binary exists, the Resonate server (on the store that
     STACK_RESONATE_STORAGE selects, as `make up` does); stop them all at the end."""
     broker = KafkaBroker.on_free_ports(run_dir / "kafka", CACHE, BROKER_JVM[broker_jvm()])
-    server = store = None
-    if server_binary() is not None:
-        if storage_backend() == "postgres":
-            store = PostgresServer.on_free_port(run_dir / "postgres")
-        server = ResonateServer.on_free_ports(run_dir / "resonate", timer_poll_ms=TIMER_POLL_MS, postgres=store)
     broker.start()
-    warm_up_broker(broker.bootstrap_servers)
+    try:
+        warm_up_broker(broker.bootstrap_servers)
+        with contextlib.ExitStack() as servers:
+            server = None
+            if server_binary() is not None:
+                server = servers.enter_context(resonate_server(run_dir, storage_backend()))
+            yield Stack(run_dir, broker, server, profile)
+    finally:
+        broker.stop()
+
+
+@contextmanager
+def resonate_server(home: Path, storage: str) -> Iterator[ResonateServer]:
+    """A Resonate server under ``home`` on ``storage`` (sqlite, or a PostgreSQL of its own);
+    stopped, with its database, on the way out."""
+    store = PostgresServer.on_free_port(home / "postgres") if storage == "postgres" else None
+    server = ResonateServer.on_free_ports(home / "resonate", timer_poll_ms=TIMER_POLL_MS, postgres=store)
     try:
         if store is not None:
             store.start()
-        if server is not None:
-            server.start()
-        yield Stack(run_dir, broker, server, profile)
+        server.start()
+        yield server
     finally:
-        if server is not None:
-            server.stop()
+        server.stop()
         if store is not None:
             store.stop()
-        broker.stop()
