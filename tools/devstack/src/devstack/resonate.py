@@ -3,13 +3,16 @@
 No package registry carries the server, so it is looked up on ``PATH`` or in
 ``RESONATE_SERVER_BIN``; without it the processor runs in local (in-process) mode. Its store is
 a SQLite file under its home, or a PostgreSQL database (``postgres_url``), whose schema the
-server creates itself.
+server creates itself. With ``auth`` it requires a JWT on every request, signed by the private
+half of ``auth.publickey`` (a PEM file: RSA, EC P-256/P-384 or Ed25519), with an ``exp`` claim,
+and ``iss``/``aud`` claims equal to ``auth.iss``/``auth.aud`` when those are given.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from devstack.postgres import PostgresServer
@@ -35,8 +38,27 @@ def storage_args(sqlite_path: Path, postgres_url: str | None) -> list[str]:
     return ["--storage-type", "postgres", "--storage-postgres-url", postgres_url]
 
 
+@dataclass(frozen=True)
+class ServerAuth:
+    """The server's JWT verification: the public key's PEM file, and the issuer and audience a
+    token must name (not checked when None)."""
+
+    publickey: Path
+    iss: str | None = None
+    aud: str | None = None
+
+    def args(self) -> list[str]:
+        args = ["--auth-publickey", str(self.publickey)]
+        if self.iss is not None:
+            args += ["--auth-iss", self.iss]
+        if self.aud is not None:
+            args += ["--auth-aud", self.aud]
+        return args
+
+
 def serve_args(
-    database: Path, port: int, metrics_port: int, timer_poll_ms: int, postgres_url: str | None = None
+    database: Path, port: int, metrics_port: int, timer_poll_ms: int, postgres_url: str | None = None,
+    auth: ServerAuth | None = None,
 ) -> list[str]:
     return [
         "serve",
@@ -48,12 +70,14 @@ def serve_args(
         "--timeouts-poll-interval", str(timer_poll_ms),
         # a task whose dispatch found no worker is offered again after this (default: 30000 ms)
         "--tasks-retry-timeout", "5000",
+        *(auth.args() if auth is not None else []),
     ]
 
 
 class ResonateServer:
     """One server on loopback ``port`` with a SQLite store under ``home``, or with the database
-    ``postgres_database`` (created when missing) of a running ``postgres``."""
+    ``postgres_database`` (created when missing) of a running ``postgres``; requiring tokens when
+    ``auth`` is given."""
 
     def __init__(
         self,
@@ -64,6 +88,7 @@ class ResonateServer:
         binary: str | None = None,
         postgres: PostgresServer | None = None,
         postgres_database: str = "resonate",
+        auth: ServerAuth | None = None,
     ) -> None:
         self.home = home.resolve()
         self.port = port
@@ -72,16 +97,17 @@ class ResonateServer:
         self.binary = binary or server_binary()
         self.postgres = postgres
         self.postgres_database = postgres_database
+        self.auth = auth
         self.process = Managed("resonate", self.home)
 
     @classmethod
     def on_free_ports(
         cls, home: Path, timer_poll_ms: int = 100, postgres: PostgresServer | None = None,
-        postgres_database: str = "resonate",
+        postgres_database: str = "resonate", auth: ServerAuth | None = None,
     ) -> ResonateServer:
         """A server of its own (tests, benchmarks): free loopback ports, timers checked often."""
         return cls(home, port=free_port(), metrics_port=free_port(), timer_poll_ms=timer_poll_ms,
-                   postgres=postgres, postgres_database=postgres_database)
+                   postgres=postgres, postgres_database=postgres_database, auth=auth)
 
     @property
     def storage(self) -> str:
@@ -96,7 +122,9 @@ class ResonateServer:
             raise StackError("no resonate binary on PATH or in RESONATE_SERVER_BIN")
         database = self.home / "resonate.db"
         postgres_url = None if self.postgres is None else self.postgres.url(self.postgres_database)
-        return [self.binary, *serve_args(database, self.port, self.metrics_port, self.timer_poll_ms, postgres_url)]
+        return [self.binary, *serve_args(
+            database, self.port, self.metrics_port, self.timer_poll_ms, postgres_url, self.auth
+        )]
 
     def start(self, timeout: float = 30.0) -> None:
         if self.process.running():
