@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, ValidationError
 
@@ -78,6 +79,25 @@ def parse_tombstone(key: bytes | None, value: bytes | None, max_bytes: int) -> T
     return tombstone
 
 
+#: Header of a ``tombstones`` record that ``record-admin dlq replay`` put back: the generation it
+#: runs as (absent = 0, the first run). Each generation is a workflow of its own.
+GENERATION_HEADER = "tombstone.generation"
+#: Header of a replayed record: the dead letter it came from, ``<topic>/<partition>@<offset>``.
+REPLAYED_FROM_HEADER = "tombstone.replayed-from"
+MAX_GENERATION = 1000
+
+
+def generation_of(headers: Sequence[tuple[str, bytes | None]] | None) -> int:
+    """The generation a ``tombstones`` record asks for, or :class:`InvalidRecord`."""
+    for name, value in headers or ():
+        if name == GENERATION_HEADER:
+            text = (value or b"").decode("ascii", errors="replace")
+            if not text.isdigit() or int(text) > MAX_GENERATION:
+                raise InvalidRecord(f"header {GENERATION_HEADER} is {text!r}, not a generation 0..{MAX_GENERATION}")
+            return int(text)
+    return 0
+
+
 class SourcePosition(BaseModel):
     """Where a tombstone was read from, so the output shows the reordering."""
 
@@ -96,6 +116,10 @@ class ProcessedRecord(BaseModel):
     started_at: datetime
     completed_at: datetime
     processor: str = Field(description="Pod or host name of the processor that finished it.")
+    status: Literal["processed", "cancelled"] = Field(
+        "processed", description="`cancelled`: stopped by `record-admin cancel` before its last batch."
+    )
+    generation: int = Field(0, description="0 for the first run; n for the n-th replay of its dead letter.")
 
     def to_value(self) -> bytes:
         return self.model_dump_json().encode()
@@ -114,6 +138,7 @@ class DeadLetterHeader:
     SOURCE_PARTITION = "dlq.source.partition"
     SOURCE_OFFSET = "dlq.source.offset"
     ATTEMPTS = "dlq.attempts"
+    GENERATION = "dlq.generation"
 
 
 def dead_letter_headers(
@@ -121,6 +146,7 @@ def dead_letter_headers(
     error_class: str,
     source: SourcePosition,
     attempts: int | None = None,
+    generation: int = 0,
 ) -> list[tuple[str, bytes]]:
     headers = [
         (DeadLetterHeader.REASON, reason.encode()),
@@ -128,6 +154,7 @@ def dead_letter_headers(
         (DeadLetterHeader.SOURCE_TOPIC, source.topic.encode()),
         (DeadLetterHeader.SOURCE_PARTITION, str(source.partition).encode()),
         (DeadLetterHeader.SOURCE_OFFSET, str(source.offset).encode()),
+        (DeadLetterHeader.GENERATION, str(generation).encode()),
     ]
     if attempts is not None:
         headers.append((DeadLetterHeader.ATTEMPTS, str(attempts).encode()))

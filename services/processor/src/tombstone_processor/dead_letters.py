@@ -36,6 +36,7 @@ class DeadLetter:
     reason: str
     error_class: str
     attempts: int | None = None
+    generation: int = 0
 
 
 @dataclass
@@ -104,7 +105,12 @@ class DeadLetters:
                     await self._publisher.dead_letter(
                         letter.key,
                         letter.value,
-                        [*dead_letter_headers(letter.reason, letter.error_class, letter.source, letter.attempts), *headers_from()],
+                        [
+                            *dead_letter_headers(
+                                letter.reason, letter.error_class, letter.source, letter.attempts, letter.generation
+                            ),
+                            *headers_from(),
+                        ],
                     )
                 except Exception as exc:  # every refusal is retried: giving up would lose the record
                     stuck = self.metrics.stuck.setdefault(token, Stuck(letter, holds_offset))

@@ -79,12 +79,12 @@ class Dispatcher:
         """Take ``job`` into a slot now and start handing it off in the background.
 
         The same id while its workflow is still in flight here joins it (a redelivery)."""
-        running = self._running.get(job.id)
+        running = self._running.get(job.workflow_id)
         if running is not None:
             self.metrics.duplicates += 1
             return running
         workflow = Workflow(job)
-        self._running[job.id] = workflow
+        self._running[job.workflow_id] = workflow
         self.metrics.in_flight = len(self._running)
         self.metrics.max_in_flight_seen = max(self.metrics.max_in_flight_seen, self.in_flight)
         workflow.task = asyncio.create_task(self._run(workflow), name=f"workflow {job.id}")
@@ -109,7 +109,7 @@ class Dispatcher:
         finally:
             for future in (workflow.created, workflow.finished):
                 future.cancel()  # no-op once resolved
-            del self._running[job.id]
+            del self._running[job.workflow_id]
             self.metrics.in_flight = len(self._running)
             self.slot_freed.set()
 
@@ -129,7 +129,7 @@ class Dispatcher:
 
     async def _start(self, job: Job):
         async with self._handing_off:
-            handle = self._starts.run(job.id, WORKFLOW, job)
+            handle = self._starts.run(job.workflow_id, WORKFLOW, job)
             await handle.id()
         return handle
 
@@ -161,6 +161,8 @@ class Dispatcher:
         self.metrics.workflow_seconds.observe(time.monotonic() - since)
         if outcome.status == "processed":
             self.metrics.completed += 1
+        elif outcome.status == "cancelled":
+            self.metrics.cancelled += 1
         else:
             self.metrics.dead_lettered += 1
         log.info(

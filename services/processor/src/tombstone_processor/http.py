@@ -22,6 +22,7 @@ class StateCollector:
         "consumed": "Records taken from the tombstones topic",
         "started": "Workflows started by this processor",
         "completed": "Workflows that published their processed record",
+        "cancelled": "Workflows stopped by record-admin cancel (processed record with status cancelled)",
         "dead_lettered": "Workflows that gave up and dead-lettered their tombstone",
         "invalid": "Invalid records sent to the dead-letter topic",
         "failed": "Workflows that ended with an unexpected error",

@@ -27,7 +27,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 
 from tombstone_common.logs import get_logger
-from tombstone_common.messages import InvalidRecord, SourcePosition, parse_tombstone
+from tombstone_common.messages import InvalidRecord, SourcePosition, generation_of, parse_tombstone
 from tombstone_common.telemetry import Messaging, context_from_headers, kafka_attributes
 from tombstone_processor.dead_letters import DeadLetter, DeadLetters
 from tombstone_processor.dispatcher import Dispatcher, Workflow
@@ -124,13 +124,15 @@ class Intake:
         offsets.begin(message.offset())
         position = SourcePosition(topic=message.topic(), partition=message.partition(), offset=message.offset())
         span = self._process_span(message, position)
+        generation = 0
         try:
+            generation = generation_of(message.headers())
             tombstone = parse_tombstone(message.key(), message.value(), self._settings.processor_max_record_bytes)
         except InvalidRecord as exc:
             span.set_status(Status(StatusCode.ERROR, exc.reason))
-            self._settle_after(self._dead_letter(message, position, exc.reason), offsets, position, span)
+            self._settle_after(self._dead_letter(message, position, exc.reason, generation), offsets, position, span)
             return
-        job = Job.received(tombstone, position, message.key(), message.value(), TraceContext.under(span))
+        job = Job.received(tombstone, position, message.key(), message.value(), TraceContext.under(span), generation)
         workflow = self._dispatcher.admit(job)
         self._settle_after(self._handed_off(workflow), offsets, position, span)
 
@@ -177,11 +179,11 @@ class Intake:
         )
         return start_process_span(position.topic, context_from_headers(message.headers()), **attributes)
 
-    async def _dead_letter(self, message: Message, position: SourcePosition, why: str) -> None:
+    async def _dead_letter(self, message: Message, position: SourcePosition, why: str, generation: int) -> None:
         log.warning("dead-lettering invalid record", reason=why, **position.model_dump())
         self._dead_lettering += 1
         try:
-            letter = DeadLetter(message.key(), message.value(), position, why, "InvalidRecord")
+            letter = DeadLetter(message.key(), message.value(), position, why, "InvalidRecord", generation=generation)
             await self._dead_letters.write(letter, holds_offset=True)
         finally:
             self._dead_lettering -= 1

@@ -6,7 +6,8 @@ import socket
 
 from pydantic import AnyHttpUrl, Field, SecretStr, model_validator
 
-from tombstone_common.settings import PipelineSettings
+from tombstone_common.messages import MAX_GENERATION
+from tombstone_common.settings import BaseServiceSettings, PipelineSettings
 
 
 class SimulationSettings(PipelineSettings):
@@ -39,11 +40,29 @@ class SimulationSettings(PipelineSettings):
     )
 
 
-class ProcessorSettings(SimulationSettings):
+class ResonateSettings(BaseServiceSettings):
+    """The Resonate server, as the processor and ``record-admin`` reach it."""
+
     resonate_url: AnyHttpUrl | None = Field(
         None, description="Resonate server URL; unset = in-process local mode (not durable)."
     )
     resonate_token: SecretStr | None = Field(None, description="Bearer token for the server.")
+
+    @property
+    def durable(self) -> bool:
+        return self.resonate_url is not None
+
+
+class AdminSettings(PipelineSettings, ResonateSettings):
+    """``record-admin``: the broker and topics, the server, and the replay guard."""
+
+    dlq_max_replays: int = Field(
+        3, ge=0, le=MAX_GENERATION,
+        description="`record-admin dlq replay` leaves a dead letter in the DLQ once its tombstone was replayed this many times.",
+    )
+
+
+class ProcessorSettings(SimulationSettings, ResonateSettings):
     resonate_listener_refresh_seconds: float = Field(
         600.0, gt=0,
         description="How often every followed workflow's listener is registered again (one request each), in case a notification was lost while the event stream reconnected; until then such a workflow keeps its slot.",
@@ -113,7 +132,3 @@ class ProcessorSettings(SimulationSettings):
                 "DELETE_RETRY_MAX_SECONDS must be >= DELETE_RETRY_INITIAL_SECONDS"
             )
         return self
-
-    @property
-    def durable(self) -> bool:
-        return self.resonate_url is not None

@@ -47,6 +47,7 @@ class WorkflowMetrics:
     started: int = 0  # workflows whose promise was created (or joined) by a hand-off from here
     duplicates: int = 0
     completed: int = 0
+    cancelled: int = 0  # ended by record-admin cancel, with a processed record saying so
     dead_lettered: int = 0
     failed: int = 0
     handoff_retries: int = 0

@@ -4,9 +4,11 @@ Delete in batches (each batch a durable step, retried with backoff by Resonate),
 between batches, then publish the completion record. A restarted workflow replays its finished
 steps from their stored results instead of running them again.
 
-Version 2 sleeps on a promise that has only a deadline (:func:`sleep_until_deadline`) instead of
-the SDK's timer, which the server re-offers to a processor once per lease for as long as the
-workflow sleeps; version 1, for workflows started before it, keeps ``ctx.sleep``.
+Version 3 can be cancelled (``record-admin cancel``): settling its sleep from outside wakes it,
+and it publishes its completion record as ``cancelled`` instead of deleting on. Version 2 sleeps
+on a promise that has only a deadline (:func:`sleep_until_deadline`) instead of the SDK's timer,
+which the server re-offers to a processor once per lease for as long as the workflow sleeps;
+version 1, for workflows started before it, keeps ``ctx.sleep``.
 """
 
 # No ``from __future__ import annotations`` here: resonate-sdk inspects a step's signature on
@@ -27,6 +29,7 @@ from tombstone_common.telemetry import headers_from, kafka_attributes
 from tombstone_processor.dead_letters import DeadLetter, DeadLetters
 from tombstone_processor.effects import Publisher
 from tombstone_processor.failures import is_transient, reason
+from tombstone_processor.ids import workflow_id
 from tombstone_processor.refusals import StepRefusals
 from tombstone_processor.settings import SimulationSettings
 from tombstone_processor.simulation import BatchResult, SimulatedDeleter, Work
@@ -46,10 +49,17 @@ class Job:
     key: str | None
     value: str
     trace: TraceContext
+    generation: int = 0  # the n-th replay of its dead letter; absent in jobs of versions 1 and 2
 
     @classmethod
     def received(
-        cls, tombstone: Tombstone, position: SourcePosition, key: bytes | None, value: bytes, trace: TraceContext
+        cls,
+        tombstone: Tombstone,
+        position: SourcePosition,
+        key: bytes | None,
+        value: bytes,
+        trace: TraceContext,
+        generation: int = 0,
     ) -> "Job":
         """The job of a record just taken from the tombstones topic."""
         return cls(
@@ -62,7 +72,12 @@ class Job:
             key=key.decode() if key is not None else None,
             value=value.decode(),
             trace=trace,
+            generation=generation,
         )
+
+    @property
+    def workflow_id(self) -> str:
+        return workflow_id(self.id, self.generation)
 
     @property
     def source(self) -> SourcePosition:
@@ -77,13 +92,14 @@ class Job:
             reason=why,
             error_class=error_class,
             attempts=attempts,
+            generation=self.generation,
         )
 
 
 @dataclass(frozen=True)
 class Outcome:
     id: str
-    status: str  # "processed" or "dead-lettered"
+    status: str  # "processed", "cancelled" or "dead-lettered"
     batches: int
     attempts: int
 
@@ -154,10 +170,23 @@ class GiveUp:
     error_class: str
 
 
+#: Where :func:`sleep_until_deadline` returns the value its promise was resolved with.
 Sleep = Callable[[Context, timedelta], Awaitable[object]]
 
+#: The key of the value ``record-admin cancel`` resolves a sleeping workflow's promise with.
+CANCEL = "cancel"
 
-async def sleep_until_deadline(ctx: Context, duration: timedelta) -> None:
+
+def cancel_request(by: str) -> dict[str, str]:
+    """What a cancelled workflow's sleep returns (``by``: who asked, for the record)."""
+    return {CANCEL: by}
+
+
+def is_cancel_request(woke: object) -> bool:
+    return isinstance(woke, dict) and CANCEL in woke
+
+
+async def sleep_until_deadline(ctx: Context, duration: timedelta) -> object:
     """Sleep durably on a promise that has nothing but a deadline.
 
     The SDK's ``ctx.sleep`` gives its timer promise a target so that the server schedules the
@@ -166,33 +195,44 @@ async def sleep_until_deadline(ctx: Context, duration: timedelta) -> None:
     offers it again once per lease for as long as the workflow sleeps (with a 15 s lease, 10,000
     sleeping workflows cost ~670 acquisitions a second). A promise without a target has no task;
     the Resonate server (v0.9.8) settles it as timed out when its deadline passes, which resumes
-    the workflow suspended on it. The start-up check proves the server does (server_check.py)."""
+    the workflow suspended on it. The start-up check proves the server does (server_check.py).
+
+    Returns ``None`` when the deadline passed; the value when someone resolved the promise first
+    (``record-admin cancel`` does, with :func:`cancel_request`)."""
     try:
-        await ctx.promise(timeout=duration)
+        return await ctx.promise(timeout=duration)
     except ApplicationError:  # rejected as timed out: the deadline passed, which is the wake
-        pass
+        return None
 
 
 async def cleanup_tombstone(ctx: Context, job: Job) -> Outcome:
-    """Version 2: sleeps on a deadline-only promise (durable mode)."""
+    """Version 3: version 2, and a sleep resolved with a cancel request ends it as cancelled."""
     deps = ctx.get_dependency(Dependencies)
     sleep = sleep_until_deadline if deps.config.deadline_sleeps else _sdk_sleep
-    return await _ended(ctx, job, sleep)
+    return await _ended(ctx, job, sleep, cancellable=True)
+
+
+async def cleanup_tombstone_v2(ctx: Context, job: Job) -> Outcome:
+    """Version 2, for workflows started before version 3: sleeps on a deadline-only promise
+    (durable mode), cannot be cancelled."""
+    deps = ctx.get_dependency(Dependencies)
+    sleep = sleep_until_deadline if deps.config.deadline_sleeps else _sdk_sleep
+    return await _ended(ctx, job, sleep, cancellable=False)
 
 
 async def cleanup_tombstone_v1(ctx: Context, job: Job) -> Outcome:
     """Version 1, for workflows started before version 2: sleeps on the SDK's timer."""
-    return await _ended(ctx, job, _sdk_sleep)
+    return await _ended(ctx, job, _sdk_sleep, cancellable=False)
 
 
 async def _sdk_sleep(ctx: Context, duration: timedelta) -> None:
     await ctx.sleep(duration)
 
 
-async def _ended(ctx: Context, job: Job, sleep: Sleep) -> Outcome:
+async def _ended(ctx: Context, job: Job, sleep: Sleep, cancellable: bool) -> Outcome:
     deps = ctx.get_dependency(Dependencies)
     try:
-        outcome = await _cleanup(ctx, job, sleep)
+        outcome = await _cleanup(ctx, job, sleep, cancellable)
     except PlatformError as exc:  # the server refused a durable step: reported, then re-raised
         await deps.refusals.refused(job, exc.cause)
         raise
@@ -200,14 +240,17 @@ async def _ended(ctx: Context, job: Job, sleep: Sleep) -> Outcome:
     return outcome
 
 
-async def _cleanup(ctx: Context, job: Job, sleep: Sleep) -> Outcome:
+async def _cleanup(ctx: Context, job: Job, sleep: Sleep, cancellable: bool) -> Outcome:
     """Delete in batches, sleeping between them, then publish; any failure dead-letters instead.
+    ``cancellable``: a sleep that returns a cancel request ends the deletion, and the completion
+    record says ``cancelled`` (version 3; earlier versions ran no such check, and replay as such).
 
     ``except Exception`` cannot catch the SDK's ``PlatformError`` or ``Suspended`` (both derive
     from ``BaseException``): a server that refuses or cannot store a step, and a workflow going to
     sleep, pass through untouched and never turn into a dead letter."""
     config = ctx.get_dependency(Dependencies).config
     batches = attempts = 0
+    status = "processed"
     give_up: GiveUp | None = None
     try:
         slept_since: float | None = None
@@ -226,11 +269,17 @@ async def _cleanup(ctx: Context, job: Job, sleep: Sleep) -> Outcome:
                 break
             if config.batch_interval:
                 slept_since = result.finished_at
-                await sleep(ctx, config.batch_interval)
+                woke = await sleep(ctx, config.batch_interval)
+                if cancellable and is_cancel_request(woke):
+                    status = "cancelled"
+                    break
         if give_up is None:
             try:
-                refused = await ctx.options(retry_policy=config.publish_retry).run(
-                    publish_processed, job, batches, attempts
+                publish = ctx.options(retry_policy=config.publish_retry)
+                refused = await (
+                    publish.run(publish_processed, job, batches, attempts)
+                    if status == "processed"  # the arguments of versions 1 and 2, which replay them
+                    else publish.run(publish_processed, job, batches, attempts, status)
                 )
             except Exception as exc:  # transient failures outlasted the publish retries
                 give_up = GiveUp(f"publish failed after {config.publish_retry.attempts} attempts: {exc}", "PublishFailed")
@@ -242,7 +291,7 @@ async def _cleanup(ctx: Context, job: Job, sleep: Sleep) -> Outcome:
     if give_up is not None:
         await ctx.run(dead_letter, job, give_up.reason, give_up.error_class, batches, attempts)
         return Outcome(job.id, "dead-lettered", batches, attempts)
-    return Outcome(job.id, "processed", batches, attempts)
+    return Outcome(job.id, status, batches, attempts)
 
 
 async def delete_batch(ctx: Context, job: Job, batch: int, slept_since: float | None) -> BatchResult:
@@ -262,7 +311,9 @@ def delete_attempt(
         return deleter.delete_batch(step_id, job.id, batch, job.work, attempt)
 
 
-async def publish_processed(ctx: Context, job: Job, batches: int, attempts: int) -> str | None:
+async def publish_processed(
+    ctx: Context, job: Job, batches: int, attempts: int, status: str = "processed"
+) -> str | None:
     """Publish the completion record: ``None`` once the broker acknowledged it, the reason when
     the broker refused it for good (too large, not authorised, no such topic). A transient failure
     raises, and the step's retry policy tries again."""
@@ -275,6 +326,8 @@ async def publish_processed(ctx: Context, job: Job, batches: int, attempts: int)
         started_at=job.started_at,
         completed_at=utc_now(),
         processor=deps.config.processor,
+        status=status,
+        generation=job.generation,
     )
     with step_span(
         f"send {deps.publisher.topics.topic_processed}",
@@ -320,7 +373,14 @@ WORKFLOW = "cleanup_tombstone"
 #: registered for that number, so the code of a registered version never changes. Changing the
 #: workflow (steps added, removed, reordered, or their arguments) means a new entry here beside
 #: the old one; see "Changing the workflow" in the README for the rule.
-VERSIONS: dict[int, Callable[..., Awaitable[Outcome]]] = {1: cleanup_tombstone_v1, 2: cleanup_tombstone}
+VERSIONS: dict[int, Callable[..., Awaitable[Outcome]]] = {
+    1: cleanup_tombstone_v1,
+    2: cleanup_tombstone_v2,
+    3: cleanup_tombstone,
+}
+
+#: The first version that ``record-admin cancel`` can stop.
+CANCELLABLE_FROM = 3
 
 
 def register_workflows(resonate: Resonate) -> None:
