@@ -102,6 +102,23 @@ SCHEMAS = {
 }
 
 
+SCHEMAS["TriggerAuthentication"] = _resource("keda.sh/v1alpha1", "TriggerAuthentication", {
+    "type": "object", "additionalProperties": False, "minProperties": 1,
+    "properties": {
+        "secretTargetRef": {"type": "array", "items": {
+            "type": "object", "required": ["parameter", "name", "key"], "additionalProperties": False,
+            "properties": {"parameter": {"type": "string"}, "name": {"type": "string"},
+                           "key": {"type": "string"}},
+        }},
+        "env": {"type": "array", "items": {
+            "type": "object", "required": ["parameter", "name"], "additionalProperties": False,
+            "properties": {"parameter": {"type": "string"}, "name": {"type": "string"},
+                           "containerName": {"type": "string"}},
+        }},
+    },
+})
+
+
 def validate_custom_resource(doc: dict[str, Any]) -> None:
     """Raises jsonschema.ValidationError; KeyError for a kind this module does not know."""
     jsonschema.validate(doc, SCHEMAS[doc["kind"]])

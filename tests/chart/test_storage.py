@@ -219,7 +219,7 @@ def test_a_chart_version_bump_leaves_the_stateful_pod_templates_alone(tmp_path) 
 
 
 @pytest.mark.parametrize(("comp", "change"), [
-    ("redpanda", "redpanda.memory=900M"),
+    ("redpanda", "redpanda.memory=3G"),
     ("redpanda", "redpanda.persistence.size=20Gi"),
     ("resonate", "resonate.storage.postgres.poolSize=30"),
     ("resonate", "resonate.taskRetryTimeoutMs=7000"),

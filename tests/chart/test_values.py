@@ -38,7 +38,7 @@ IMAGES = {
     "images.producer": [("producer", "producer"), ("helm-test", "roundtrip")],
     "images.processor": [("processor", "processor")],
     "images.topicInit": [("topic-init", "topic-init"), ("processor", "topics")],
-    "redpanda.image": [("redpanda", "redpanda")],
+    "redpanda.image": [("redpanda", "redpanda"), ("redpanda", "production-mode")],
     "console.image": [("console", "console")],
     "console.auth.proxy.image": [("console", "login-proxy")],
     "resonate.image": [("resonate", "resonate")],
@@ -343,9 +343,9 @@ def test_redpanda_is_ready_only_when_its_status_body_says_so(probe: str) -> None
     assert probe_verdict(command, "") != 0
 
 
-def test_redpanda_does_not_create_topics_on_first_use() -> None:
-    args = workload(render("default"), "redpanda").spec["containers"][0]["args"]
-    assert "--mode=dev-container" in args
+@pytest.mark.parametrize("values", ["default", "kind"])  # production and developer mode
+def test_redpanda_does_not_create_topics_on_first_use(values: str) -> None:
+    args = workload(render(values), "redpanda").spec["containers"][0]["args"]
     # rpk reads --set only as two separate arguments, and applies it after the mode's settings
     at = args.index("--set")
     assert args[at + 1] == "redpanda.auto_create_topics_enabled=false"

@@ -218,9 +218,6 @@ def test_sasl_password_from_values_becomes_a_secret() -> None:
     (["metrics.prometheusRule.lag.for=ten minutes"], "for"),
     # scaling
     (["processor.keda.enabled=true", "processor.autoscaling.enabled=true"], "turn one off"),
-    (["processor.keda.enabled=true", "redpanda.enabled=false", "kafka.bootstrapServers=b:9092",
-      "kafka.securityProtocol=SASL_SSL", "kafka.sasl.mechanism=PLAIN", "kafka.sasl.username=u",
-      "kafka.sasl.password=p"], "authenticationRef"),
 ])
 def test_inconsistent_values_fail_to_render(sets, message) -> None:
     with pytest.raises(RenderError, match=message):

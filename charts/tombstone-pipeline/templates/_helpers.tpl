@@ -107,7 +107,8 @@ annotations:
 {{- end -}}
 
 {{/* Pod spec fields every pod of the chart shares: (dict "ctx" $ "values" .Values.processor).
-     The component's podSecurityContext is merged over the chart-wide one. */}}
+     The component's podSecurityContext is merged over the chart-wide one; its placement and
+     priorityClassName are added. */}}
 {{- define "tombstone-pipeline.podCommon" -}}
 {{- $v := default dict .values -}}
 enableServiceLinks: false
@@ -118,6 +119,9 @@ securityContext:
 {{- with .ctx.Values.imagePullSecrets }}
 imagePullSecrets:
   {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $v.priorityClassName }}
+priorityClassName: {{ . | quote }}
 {{- end }}
 {{- range $field := list "nodeSelector" "tolerations" "affinity" "topologySpreadConstraints" }}
 {{- with index $v $field }}
@@ -268,6 +272,7 @@ imagePullSecrets:
       name: {{ include "tombstone-pipeline.saslSecretName" .ctx }}
       key: {{ $v.kafka.sasl.passwordKey }}
 {{- end }}
+{{- include "tombstone-pipeline.kafkaTlsEnv" .ctx }}
 - name: TOPIC_TOMBSTONES
   value: {{ $v.topics.tombstones | quote }}
 - name: TOPIC_PROCESSED
@@ -326,16 +331,172 @@ imagePullSecrets:
   mountPath: /tmp
 {{- end -}}
 
+{{/* The volumes every pod of a component gets after its own: /tmp, the Kafka TLS files for a
+     Kafka client ("kafkaClient" true), then the component's extraVolumes.
+     (dict "ctx" $ "values" .Values.processor "kafkaClient" true) */}}
+{{- define "tombstone-pipeline.podVolumes" -}}
+{{ include "tombstone-pipeline.tmpVolume" .ctx }}
+{{- if .kafkaClient }}
+{{- include "tombstone-pipeline.kafkaTlsVolumes" (dict "ctx" .ctx "part" "volumes") }}
+{{- end }}
+{{- with .values.extraVolumes }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* The mounts of a component's main container after its own (same argument as podVolumes). */}}
+{{- define "tombstone-pipeline.containerMounts" -}}
+{{ include "tombstone-pipeline.tmpMount" .ctx }}
+{{- if .kafkaClient }}
+{{- include "tombstone-pipeline.kafkaTlsVolumes" (dict "ctx" .ctx "part" "mounts") }}
+{{- end }}
+{{- with .values.extraVolumeMounts }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* A container's envFrom from the component's extraEnvFrom, nothing when it is empty:
+     (dict "values" .Values.processor "indent" 10), the container's field indentation. */}}
+{{- define "tombstone-pipeline.envFrom" -}}
+{{- if .values.extraEnvFrom }}
+{{- dict "envFrom" .values.extraEnvFrom | toYaml | nindent (int .indent) }}
+{{- end }}
+{{- end -}}
+
+{{/* ---- Kafka TLS ---------------------------------------------------------------------------- */}}
+
+{{/* Where the TLS files are mounted in every Kafka client (fixed: the env points at them). */}}
+{{- define "tombstone-pipeline.kafkaTlsPaths" -}}
+{{- dict "ca" "/etc/kafka-tls/ca/ca.crt" "cert" "/etc/kafka-tls/client/tls.crt" "key" "/etc/kafka-tls/client/tls.key" | toJson -}}
+{{- end -}}
+
+{{/* The Kafka TLS settings, as JSON: enabled (securityProtocol SSL or SASL_SSL); ca (a CA bundle
+     is configured) with caSecret/caKey; client (a client certificate is configured) with
+     clientSecret/certKey/keyKey, and keyPasswordKey when its key has a password. A Secret the
+     chart makes from values (pem, cert/key) has fixed keys. */}}
+{{- define "tombstone-pipeline.kafkaTls" -}}
+{{- $tls := .Values.kafka.tls -}}
+{{- $ca := $tls.ca -}}
+{{- $cc := $tls.clientCert -}}
+{{- $r := dict "enabled" (hasSuffix "SSL" .Values.kafka.securityProtocol) "ca" false "client" false "endpointIdentification" $tls.endpointIdentification -}}
+{{- if $ca.existingSecret -}}
+{{- $_ := set $r "ca" true -}}{{- $_ := set $r "caSecret" $ca.existingSecret -}}{{- $_ := set $r "caKey" $ca.key -}}
+{{- else if $ca.pem -}}
+{{- $_ := set $r "ca" true -}}{{- $_ := set $r "caSecret" (include "tombstone-pipeline.componentName" (dict "ctx" . "component" "kafka-tls-ca")) -}}{{- $_ := set $r "caKey" "ca.crt" -}}
+{{- end -}}
+{{- if $cc.existingSecret -}}
+{{- $_ := set $r "client" true -}}{{- $_ := set $r "clientSecret" $cc.existingSecret -}}
+{{- $_ := set $r "certKey" $cc.certKey -}}{{- $_ := set $r "keyKey" $cc.keyKey -}}
+{{- with $cc.keyPasswordKey }}{{ $_ := set $r "keyPasswordKey" . }}{{ end -}}
+{{- else if or $cc.cert $cc.key -}}
+{{- $_ := set $r "client" true -}}{{- $_ := set $r "clientSecret" (include "tombstone-pipeline.componentName" (dict "ctx" . "component" "kafka-tls-client")) -}}
+{{- $_ := set $r "certKey" "tls.crt" -}}{{- $_ := set $r "keyKey" "tls.key" -}}
+{{- if $cc.keyPassword }}{{ $_ := set $r "keyPasswordKey" "key-password" }}{{ end -}}
+{{- end -}}
+{{- toJson $r -}}
+{{- end -}}
+
+{{/* KAFKA_SSL_* of every Kafka client (nothing without TLS): paths of the mounted files, the key's
+     password from its Secret, hostname verification. Included by pipelineEnv. */}}
+{{- define "tombstone-pipeline.kafkaTlsEnv" -}}
+{{- $t := include "tombstone-pipeline.kafkaTls" . | fromJson -}}
+{{- $paths := include "tombstone-pipeline.kafkaTlsPaths" . | fromJson -}}
+{{- if $t.enabled }}
+{{- if $t.ca }}
+- name: KAFKA_SSL_CA_LOCATION
+  value: {{ $paths.ca | quote }}
+{{- end }}
+{{- if $t.client }}
+- name: KAFKA_SSL_CERTIFICATE_LOCATION
+  value: {{ $paths.cert | quote }}
+- name: KAFKA_SSL_KEY_LOCATION
+  value: {{ $paths.key | quote }}
+{{- with $t.keyPasswordKey }}
+- name: KAFKA_SSL_KEY_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $t.clientSecret }}
+      key: {{ . }}
+{{- end }}
+{{- end }}
+- name: KAFKA_SSL_ENDPOINT_IDENTIFICATION
+  value: {{ $t.endpointIdentification | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* The CA bundle and client certificate of a Kafka client, read-only at the fixed paths:
+     (dict "ctx" $ "part" "volumes") or (… "part" "mounts"). Each file is projected under its
+     fixed name, whatever its key in the Secret. Nothing without TLS. */}}
+{{- define "tombstone-pipeline.kafkaTlsVolumes" -}}
+{{- $t := include "tombstone-pipeline.kafkaTls" .ctx | fromJson -}}
+{{- if $t.enabled }}
+{{- if eq .part "volumes" }}
+{{- if $t.ca }}
+- name: kafka-tls-ca
+  secret:
+    secretName: {{ $t.caSecret }}
+    defaultMode: 0444
+    items:
+      - key: {{ $t.caKey }}
+        path: ca.crt
+{{- end }}
+{{- if $t.client }}
+- name: kafka-tls-client
+  secret:
+    secretName: {{ $t.clientSecret }}
+    defaultMode: 0440
+    items:
+      - key: {{ $t.certKey }}
+        path: tls.crt
+      - key: {{ $t.keyKey }}
+        path: tls.key
+{{- end }}
+{{- else }}
+{{- if $t.ca }}
+- name: kafka-tls-ca
+  mountPath: /etc/kafka-tls/ca
+  readOnly: true
+{{- end }}
+{{- if $t.client }}
+- name: kafka-tls-client
+  mountPath: /etc/kafka-tls/client
+  readOnly: true
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
 {{/* Checks that span several values. */}}
 {{- define "tombstone-pipeline.validate" -}}
-{{- if and (include "tombstone-pipeline.saslEnabled" .) .Values.redpanda.enabled (not .Values.kafka.bootstrapServers) -}}
-{{- fail "kafka SASL settings apply to an external broker: set kafka.bootstrapServers (and redpanda.enabled=false); the chart's dev-mode Redpanda has no SASL" -}}
+{{- $chartBroker := and .Values.redpanda.enabled (not .Values.kafka.bootstrapServers) -}}
+{{- if and (include "tombstone-pipeline.saslEnabled" .) $chartBroker -}}
+{{- fail "kafka SASL settings apply to an external broker: set kafka.bootstrapServers (and redpanda.enabled=false); the chart's Redpanda has no SASL listener" -}}
+{{- end -}}
+{{- $tls := include "tombstone-pipeline.kafkaTls" . | fromJson -}}
+{{- if and $tls.enabled $chartBroker -}}
+{{- fail (printf "kafka.securityProtocol=%s (TLS) applies to an external broker: set kafka.bootstrapServers (and redpanda.enabled=false); the chart's Redpanda has no TLS listener" .Values.kafka.securityProtocol) -}}
+{{- end -}}
+{{- if and (or $tls.ca $tls.client) (not $tls.enabled) -}}
+{{- fail (printf "kafka.tls.ca / kafka.tls.clientCert are set but kafka.securityProtocol=%s does not use TLS (use SSL or SASL_SSL)" .Values.kafka.securityProtocol) -}}
+{{- end -}}
+{{- $cc := .Values.kafka.tls.clientCert -}}
+{{- if and (not $cc.existingSecret) (or $cc.cert $cc.key) (not (and $cc.cert $cc.key)) -}}
+{{- fail "kafka.tls.clientCert needs both cert and key (or existingSecret)" -}}
+{{- end -}}
+{{- if and $tls.enabled $tls.keyPasswordKey .Values.console.enabled -}}
+{{- fail "the Redpanda Console cannot read a password-protected client key (kafka.tls.clientCert keyPassword / keyPasswordKey): give the clients an unencrypted key, or set console.enabled=false" -}}
+{{- end -}}
+{{- if and .Values.redpanda.enabled (not .Values.redpanda.developerMode) -}}
+{{- $memory := .Values.redpanda.memory -}}
+{{- $n := regexReplaceAll "[KMG]$" $memory "" | int64 -}}
+{{- $unit := regexReplaceAll "^[0-9]+" $memory "" -}}
+{{- $mib := ternary (mul $n 1024) (ternary $n (div $n 1024) (eq $unit "M")) (eq $unit "G") -}}
+{{- if lt (div $mib (int .Values.redpanda.smp)) 1024 -}}
+{{- fail (printf "redpanda.memory=%s over redpanda.smp=%d core(s) is below the 1G per core Redpanda requires outside developer mode: raise redpanda.memory (and the container's memory) or set redpanda.developerMode=true (development only)" $memory (int .Values.redpanda.smp)) -}}
+{{- end -}}
 {{- end -}}
 {{- if and .Values.processor.autoscaling.enabled .Values.processor.keda.enabled -}}
 {{- fail "processor.autoscaling (HPA) and processor.keda (ScaledObject) both scale the processor: turn one off" -}}
-{{- end -}}
-{{- if and .Values.processor.keda.enabled (include "tombstone-pipeline.saslEnabled" .) (not .Values.processor.keda.authenticationRef) -}}
-{{- fail "processor.keda with a SASL broker needs processor.keda.authenticationRef (a TriggerAuthentication with the credentials)" -}}
 {{- end -}}
 {{- $storage := .Values.resonate.storage -}}
 {{- if and (eq $storage.type "postgres") (not $storage.postgres.existingSecret) (not $storage.postgres.host) (not .Values.postgresql.enabled) -}}
