@@ -8,15 +8,34 @@ one-to-one onto these classes. A service composes the mixins it needs and loads 
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Literal, NoReturn
 
 from dotenv import load_dotenv
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+EndpointIdentification = Literal["https", "none"]
+TLS_PROTOCOLS = ("SSL", "SASL_SSL")
+SASL_FIELDS = ("kafka_sasl_mechanism", "kafka_sasl_username", "kafka_sasl_password")
+TLS_FIELDS = (
+    "kafka_ssl_ca_location",
+    "kafka_ssl_certificate_location",
+    "kafka_ssl_key_location",
+    "kafka_ssl_key_password",
+    "kafka_ssl_endpoint_identification",
+)
+TLS_FILES = ("kafka_ssl_ca_location", "kafka_ssl_certificate_location", "kafka_ssl_key_location")
 
 
 class BaseServiceSettings(BaseSettings):
@@ -44,6 +63,35 @@ class KafkaSettings(BaseServiceSettings):
     )
     kafka_sasl_username: str | None = Field(None, description="SASL user name.")
     kafka_sasl_password: SecretStr | None = Field(None, description="SASL password.")
+    kafka_ssl_ca_location: str | None = Field(
+        None, description="PEM bundle of the CAs that sign the brokers' certificates (unset = the system's CAs)."
+    )
+    kafka_ssl_certificate_location: str | None = Field(
+        None, description="Client certificate (PEM) for brokers that require one (mTLS); with the key."
+    )
+    kafka_ssl_key_location: str | None = Field(
+        None, description="The client certificate's private key (PEM); with the certificate."
+    )
+    kafka_ssl_key_password: SecretStr | None = Field(
+        None, description="Password of an encrypted client key."
+    )
+    kafka_ssl_endpoint_identification: EndpointIdentification | None = Field(
+        None,
+        description=(
+            "`https` (unset): the broker's certificate must name the host connected to; "
+            "`none`: not checked."
+        ),
+    )
+
+    @field_validator(*TLS_FIELDS, mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object, info: ValidationInfo) -> object:
+        """An empty variable (a template that renders every name) is an unset one."""
+        if isinstance(value, str) and not value.strip():
+            return None
+        if info.field_name == "kafka_ssl_endpoint_identification" and isinstance(value, str):
+            return value.strip().lower()
+        return value
 
     @field_validator("kafka_bootstrap_servers")
     @classmethod
@@ -62,20 +110,46 @@ class KafkaSettings(BaseServiceSettings):
         """Every SASL/TLS combination is checked here, so a client never starts half-configured."""
         protocol = self.kafka_security_protocol
         if protocol.startswith("SASL"):
-            for name in ("kafka_sasl_mechanism", "kafka_sasl_username", "kafka_sasl_password"):
+            for name in SASL_FIELDS:
                 if not _given(getattr(self, name)):
                     raise ValueError(f"{name.upper()} is required with KAFKA_SECURITY_PROTOCOL={protocol}")
         else:
-            for name in ("kafka_sasl_mechanism", "kafka_sasl_username", "kafka_sasl_password"):
+            for name in SASL_FIELDS:
                 if _given(getattr(self, name)):
                     raise ValueError(
                         f"{name.upper()} is set but KAFKA_SECURITY_PROTOCOL={protocol} does not use SASL "
                         "(use SASL_PLAINTEXT or SASL_SSL)"
                     )
+        self._check_tls()
         return self
 
+    def _check_tls(self) -> None:
+        protocol = self.kafka_security_protocol
+        if protocol not in TLS_PROTOCOLS:
+            for name in TLS_FIELDS:
+                if _given(getattr(self, name)):
+                    raise ValueError(
+                        f"{name.upper()} is set but KAFKA_SECURITY_PROTOCOL={protocol} does not use TLS "
+                        "(use SSL or SASL_SSL)"
+                    )
+            return
+        certificate, key = self.kafka_ssl_certificate_location, self.kafka_ssl_key_location
+        if bool(certificate) != bool(key):
+            given, missing = (
+                ("KAFKA_SSL_CERTIFICATE_LOCATION", "KAFKA_SSL_KEY_LOCATION") if certificate
+                else ("KAFKA_SSL_KEY_LOCATION", "KAFKA_SSL_CERTIFICATE_LOCATION")
+            )
+            raise ValueError(f"{given} is set without {missing}: a client certificate needs both")
+        if _given(self.kafka_ssl_key_password) and not key:
+            raise ValueError("KAFKA_SSL_KEY_PASSWORD is set without KAFKA_SSL_KEY_LOCATION")
+        for name in TLS_FILES:
+            path = getattr(self, name)
+            if path and (problem := _unreadable(path)):
+                raise ValueError(f"{name.upper()}={path}: {problem}")
+
     def kafka_client_config(self) -> dict[str, str]:
-        """librdkafka settings common to producers, consumers and admin clients."""
+        """librdkafka settings common to producers, consumers and admin clients. Holds the
+        secrets in clear: hand it to librdkafka, never to a log."""
         config = {
             "bootstrap.servers": self.kafka_bootstrap_servers,
             "security.protocol": self.kafka_security_protocol,
@@ -84,6 +158,15 @@ class KafkaSettings(BaseServiceSettings):
             config["sasl.mechanism"] = self.kafka_sasl_mechanism
             config["sasl.username"] = self.kafka_sasl_username
             config["sasl.password"] = self.kafka_sasl_password.get_secret_value()
+        if self.kafka_security_protocol in TLS_PROTOCOLS:
+            config["ssl.endpoint.identification.algorithm"] = self.kafka_ssl_endpoint_identification or "https"
+            if self.kafka_ssl_ca_location:
+                config["ssl.ca.location"] = self.kafka_ssl_ca_location
+            if self.kafka_ssl_certificate_location:
+                config["ssl.certificate.location"] = self.kafka_ssl_certificate_location
+                config["ssl.key.location"] = self.kafka_ssl_key_location
+            if _given(self.kafka_ssl_key_password):
+                config["ssl.key.password"] = self.kafka_ssl_key_password.get_secret_value()
         return config
 
 
@@ -91,6 +174,20 @@ def _given(value: str | SecretStr | None) -> bool:
     if isinstance(value, SecretStr):
         value = value.get_secret_value()
     return bool(value)
+
+
+def _unreadable(path: str) -> str | None:
+    """Why a client could not read the PEM file at ``path``; None when it can."""
+    if not os.path.exists(path):
+        return "no such file"
+    if not os.path.isfile(path):
+        return "not a file"
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        return f"not readable ({exc.strerror})"
+    return None
 
 
 class TopicSettings(BaseServiceSettings):
@@ -109,6 +206,8 @@ def _describe(error: dict) -> str:
         return f"{name} is required"
     if not name:  # a check across variables: its message names them
         return str(error["ctx"]["error"]) if "error" in error.get("ctx", {}) else error["msg"]
+    if error["type"] == "value_error" and "error" in error.get("ctx", {}):
+        return f"{name}: {error['ctx']['error']}"  # without pydantic's "Value error, "
     return f"{name}: {error['msg']}"
 
 
