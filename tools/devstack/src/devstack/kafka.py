@@ -2,6 +2,8 @@
 
 Apache Kafka stands in for Redpanda locally: same wire protocol. The jars are resolved once
 with Maven (downloaded from Maven Central when ``mvn`` is not installed) into a cache folder.
+A broker can also open TLS listeners (:class:`BrokerTls`): TLS, TLS with client certificates
+(mTLS) and SASL_SSL with SCRAM users, beside its plaintext one.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import tarfile
 import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -110,9 +113,48 @@ def _cluster_id() -> str:
             return cluster_id
 
 
+#: SCRAM mechanisms of the SASL_SSL listener; every SCRAM user gets credentials for each.
+SCRAM_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256")
+
+
+@dataclass(frozen=True)
+class BrokerTls:
+    """What a broker's TLS listeners need, as PEM files (Kafka 4 reads PEM itself, no keystore):
+    its certificate chain and unencrypted PKCS#8 key, the CA certificates it accepts client
+    certificates from (the mTLS listener), and the SCRAM users of the SASL_SSL listener (name to
+    password), created when the storage is formatted. A password must not contain ``"``."""
+
+    certificate_chain: Path
+    key: Path
+    client_ca: Path
+    scram_users: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TlsPorts:
+    """The TLS listeners' ports: ``ssl`` (server certificate only), ``mtls`` (a client certificate
+    is required) and ``sasl_ssl`` (SCRAM over TLS)."""
+
+    ssl: int
+    mtls: int
+    sasl_ssl: int
+
+    @classmethod
+    def free(cls) -> TlsPorts:
+        return cls(free_port(), free_port(), free_port())
+
+
+def _property_value(pem: str) -> str:
+    """PEM text as one line of a Java properties file (newlines escaped)."""
+    return pem.strip().replace("\\", "\\\\").replace("\n", "\\n")
+
+
 class KafkaBroker:
     """One combined broker+controller on loopback, data and logs under ``home``: a cluster of its
-    own, or (``voters``, ``cluster_id``) node ``node_id`` of a :class:`KafkaCluster`."""
+    own, or (``voters``, ``cluster_id``) node ``node_id`` of a :class:`KafkaCluster`.
+
+    With ``tls``, it also listens on ``tls_ports`` (free ones by default): see :class:`BrokerTls`.
+    The plaintext listener stays (between brokers, and for tests that read what arrived)."""
 
     def __init__(
         self,
@@ -125,6 +167,8 @@ class KafkaBroker:
         cluster_id: str | None = None,
         nodes: int = 1,
         jvm_options: list[str] | None = None,
+        tls: BrokerTls | None = None,
+        tls_ports: TlsPorts | None = None,
     ) -> None:
         self.home = home.resolve()
         self.cache = cache.resolve()
@@ -135,16 +179,82 @@ class KafkaBroker:
         self.cluster_id = cluster_id
         self.nodes = nodes
         self.jvm_options = JVM_OPTIONS if jvm_options is None else jvm_options
+        self.tls = tls
+        self.tls_ports = (tls_ports or TlsPorts.free()) if tls else None
         self.process = Managed("kafka", home)
 
     @classmethod
-    def on_free_ports(cls, home: Path, cache: Path, jvm_options: list[str] | None = None) -> KafkaBroker:
+    def on_free_ports(
+        cls, home: Path, cache: Path, jvm_options: list[str] | None = None, tls: BrokerTls | None = None
+    ) -> KafkaBroker:
         """A broker of its own (tests, benchmarks): free loopback ports, next to any other."""
-        return cls(home, cache, port=free_port(), controller_port=free_port(), jvm_options=jvm_options)
+        return cls(home, cache, port=free_port(), controller_port=free_port(), jvm_options=jvm_options, tls=tls)
 
     @property
     def bootstrap_servers(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    def _tls_listener(self, port: int | None) -> str:
+        if port is None:
+            raise StackError("this broker has no TLS listeners (start it with tls=BrokerTls(...))")
+        return f"127.0.0.1:{port}"
+
+    @property
+    def ssl_bootstrap_servers(self) -> str:
+        """The TLS listener (security protocol SSL, no client certificate asked)."""
+        return self._tls_listener(self.tls_ports and self.tls_ports.ssl)
+
+    @property
+    def mtls_bootstrap_servers(self) -> str:
+        """The mTLS listener (security protocol SSL, a client certificate is required)."""
+        return self._tls_listener(self.tls_ports and self.tls_ports.mtls)
+
+    @property
+    def sasl_ssl_bootstrap_servers(self) -> str:
+        """The SASL_SSL listener (SCRAM-SHA-512 or SCRAM-SHA-256 over TLS)."""
+        return self._tls_listener(self.tls_ports and self.tls_ports.sasl_ssl)
+
+    def _listener_lines(self) -> list[str]:
+        plain = f"PLAINTEXT://127.0.0.1:{self.port}"
+        controller = f"CONTROLLER://127.0.0.1:{self.controller_port}"
+        if self.tls is None:
+            return [
+                f"listeners={plain},{controller}",
+                f"advertised.listeners={plain}",
+                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            ]
+        ports = self.tls_ports
+        secure = (
+            f"SSL://127.0.0.1:{ports.ssl},MTLS://127.0.0.1:{ports.mtls},"
+            f"SASL_SSL://127.0.0.1:{ports.sasl_ssl}"
+        )
+        scram_login = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        return [
+            f"listeners={plain},{controller},{secure}",
+            f"advertised.listeners={plain},{secure}",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SSL:SSL,MTLS:SSL,"
+            "SASL_SSL:SASL_SSL",
+            # PEM inline (its newlines escaped): no key store file, no store password
+            "ssl.keystore.type=PEM",
+            f"ssl.keystore.certificate.chain={_property_value(self.tls.certificate_chain.read_text())}",
+            f"ssl.keystore.key={_property_value(self.tls.key.read_text())}",
+            "ssl.truststore.type=PEM",
+            f"ssl.truststore.certificates={_property_value(self.tls.client_ca.read_text())}",
+            "listener.name.mtls.ssl.client.auth=required",
+            f"listener.name.sasl_ssl.sasl.enabled.mechanisms={','.join(SCRAM_MECHANISMS)}",
+            *(f"listener.name.sasl_ssl.{m.lower()}.sasl.jaas.config={scram_login}" for m in SCRAM_MECHANISMS),
+        ]
+
+    def _scram_arguments(self) -> list[str]:
+        """``--add-scram`` for each SCRAM user and mechanism, for the storage tool's format."""
+        users = self.tls.scram_users if self.tls else {}
+        arguments = []
+        for name, password in users.items():
+            if '"' in password or '"' in name:
+                raise StackError(f"SCRAM user {name!r}: a name or password must not contain '\"'")
+            for mechanism in SCRAM_MECHANISMS:
+                arguments += ["--add-scram", f'{mechanism}=[name="{name}",password="{password}"]']
+        return arguments
 
     def _write_config(self) -> Path:
         config = self.home / "server.properties"
@@ -159,11 +269,9 @@ class KafkaBroker:
                 "process.roles=broker,controller",
                 f"node.id={self.node_id}",
                 quorum,
-                f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
-                f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                *self._listener_lines(),
                 "controller.listener.names=CONTROLLER",
                 "inter.broker.listener.name=PLAINTEXT",
-                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
                 f"log.dirs={self.home / 'data'}",
                 "num.partitions=1",
                 "default.replication.factor=1",
@@ -204,10 +312,13 @@ class KafkaBroker:
             alone = [] if self.voters else ["--standalone"]
             subprocess.run(
                 self._java(libs, "kafka.tools.StorageTool", "format", "-t", self.cluster_id or _cluster_id(),
-                           "-c", str(config), *alone, "--ignore-formatted"),
+                           "-c", str(config), *alone, *self._scram_arguments(), "--ignore-formatted"),
                 check=True, capture_output=True,
             )
-        self.process.start(self._java(libs, "kafka.Kafka", str(config)), lambda: port_open(self.port), timeout)
+        ports = [self.port, *((self.tls_ports.ssl, self.tls_ports.mtls, self.tls_ports.sasl_ssl) if self.tls_ports else ())]
+        self.process.start(
+            self._java(libs, "kafka.Kafka", str(config)), lambda: all(port_open(p) for p in ports), timeout
+        )
 
     def stop(self) -> None:
         self.process.stop()
