@@ -3,12 +3,18 @@
 :func:`producer_config` and :func:`consumer_config` hold the settings this pipeline relies on
 (idempotent producer, manual commits); :class:`AsyncProducer` turns delivery reports into
 awaitables so asyncio code can wait for a record to be durably on the broker.
+
+A broker that refuses a client (its TLS handshake, its SASL credentials) is not an outage to
+wait out: :func:`refusal` recognises librdkafka's errors for it, and every command ends with
+:class:`KafkaAccessError`'s one line and exit status 2 instead of retrying
+(:func:`wait_for_broker`, :func:`check_broker_access`, :class:`ClientErrors`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -103,6 +109,99 @@ class DeliveryFailed(KafkaException):
         return describe(self.error)
 
 
+class KafkaAccessError(Exception):
+    """The client cannot get in, and retrying will not change that: the broker refused its TLS
+    handshake or its SASL credentials, or librdkafka could not load its TLS files. ``str()`` is
+    one line for the operator, naming the cause and the variables to check, never a secret;
+    commands exit with it and status 2 (a configuration error, like an invalid variable)."""
+
+
+#: The environment variables behind librdkafka's properties, for messages about them.
+VARIABLES = {
+    "ssl.ca.location": "KAFKA_SSL_CA_LOCATION",
+    "ssl.certificate.location": "KAFKA_SSL_CERTIFICATE_LOCATION",
+    "ssl.key.location": "KAFKA_SSL_KEY_LOCATION",
+    "ssl.key.password": "KAFKA_SSL_KEY_PASSWORD",
+    "ssl.endpoint.identification.algorithm": "KAFKA_SSL_ENDPOINT_IDENTIFICATION",
+    "sasl.mechanisms": "KAFKA_SASL_MECHANISM",
+    "sasl.mechanism": "KAFKA_SASL_MECHANISM",
+    "sasl.username": "KAFKA_SASL_USERNAME",
+    "sasl.password": "KAFKA_SASL_PASSWORD",
+    "security.protocol": "KAFKA_SECURITY_PROTOCOL",
+}
+_PROPERTY = re.compile("|".join(re.escape(name) for name in sorted(VARIABLES, key=len, reverse=True)))
+#: ``sasl_ssl://127.0.0.1:9094/bootstrap: `` or ``ssl://host:9093/1: `` before librdkafka's text
+_BROKER = re.compile(r"^(?P<scheme>[a-z_]+)://(?P<address>[^/\s]+)/\S*: ")
+_TAIL = re.compile(r"\s*\(after \d+ms in state [A-Z_]+[^)]*\)\s*$")
+_OPENSSL_CODE = re.compile(r"error:[0-9A-Fa-f]{8}:[^:]*::")
+#: A TLS alert received from the broker, as OpenSSL words it (``ssl/tls alert bad certificate``,
+#: ``tlsv13 alert certificate required``, ``sslv3 alert handshake failure`` …).
+_ALERT = re.compile(r"(?:ssl/tls|sslv3|tlsv1|tlsv13) alert (?P<name>[a-z ]+?)(?=: SSL alert number|\s*\(|$)")
+#: Alerts by which a broker refuses the client's certificate (or its absence). With TLS 1.3 the
+#: client's side of the handshake is over before the broker checks the certificate, so they
+#: arrive as transport errors on the first request, not as SSL errors.
+CLIENT_CERTIFICATE_ALERTS = frozenset({
+    "bad certificate", "unsupported certificate", "certificate revoked", "certificate expired",
+    "certificate unknown", "unknown ca", "access denied", "certificate required",
+})
+#: An SSL error that is a connection lost mid-handshake (a broker restarting), not a refusal.
+_CUT_SHORT = ("unexpected eof", "Disconnected", "reset by peer", "Connection refused", "timed out")
+
+
+def refusal(error: KafkaError) -> str | None:
+    """The operator's line for an error by which the broker refuses this client, which no retry
+    can change: the TLS handshake failed (its certificate is not trusted, or it refused ours), or
+    SASL authentication failed. None for any other error (a broker away, a connection cut)."""
+    text = error.str()
+    broker_prefix = _BROKER.match(text)
+    broker = broker_prefix["address"] if broker_prefix else "the broker"
+    detail = _TAIL.sub("", text[broker_prefix.end():] if broker_prefix else text)
+    code = error.code()
+    if code in (KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED):
+        detail = detail.removeprefix("SASL authentication error: ").removeprefix("Broker: ")
+        return (
+            f"kafka: SASL authentication with {broker} failed: {detail} "
+            "(check KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD)"
+        )
+    if code not in (KafkaError._SSL, KafkaError._TRANSPORT):
+        return None
+    handshake = f"kafka: TLS handshake with {broker} failed"
+    if alert := _ALERT.search(detail):
+        name = alert["name"]
+        if name in CLIENT_CERTIFICATE_ALERTS:
+            return (
+                f'{handshake}: the broker refused the client certificate (TLS alert "{name}"): none '
+                "was given, or it has expired or is not signed by a CA the broker trusts "
+                "(KAFKA_SSL_CERTIFICATE_LOCATION, KAFKA_SSL_KEY_LOCATION)"
+            )
+        if code == KafkaError._SSL and name != "close notify":  # ended during the handshake
+            return f'{handshake}: the broker ended it with TLS alert "{name}"'
+        return None
+    if "certificate verify failed" in detail:
+        host = broker.rpartition(":")[0] or broker
+        return (
+            f"{handshake}: certificate verify failed: the broker's certificate is not signed by a "
+            "CA in KAFKA_SSL_CA_LOCATION (the system's CAs when unset), has expired, or does not "
+            f"name {host} (KAFKA_SSL_ENDPOINT_IDENTIFICATION=https checks the host name)"
+        )
+    if code == KafkaError._SSL and not any(cut in detail for cut in _CUT_SHORT):
+        reason = _OPENSSL_CODE.sub("", detail.removeprefix("SSL handshake failed: "))
+        return f"{handshake}: {_PROPERTY.sub(lambda m: VARIABLES[m[0]], reason)}"
+    return None
+
+
+def unusable_config(error: KafkaError) -> str:
+    """The operator's line for a client librdkafka would not create (``Failed to create
+    producer: ssl.key.location failed: …``): the variables instead of librdkafka's properties."""
+    detail = re.sub(r"^Failed to create [a-z ]+: ", "", error.str())
+    detail = _PROPERTY.sub(lambda m: VARIABLES[m[0]], _OPENSSL_CODE.sub("", detail))
+    if detail.startswith("KAFKA_SSL_KEY_LOCATION failed: PEM lib"):
+        detail += " (not a PEM private key, or an encrypted one and KAFKA_SSL_KEY_PASSWORD is wrong or unset)"
+    elif "failed: PEM lib" in detail or "no certificate or crl found" in detail:
+        detail += " (not a PEM certificate)"
+    return f"kafka: the client cannot be created: {detail}"
+
+
 FatalHandler = Callable[[KafkaError], None]
 
 
@@ -112,16 +211,28 @@ class ClientErrors:
     Most client errors are transient (a broker away, a timed-out request) and the client recovers
     by itself; librdkafka logs them. A *fatal* one (a fenced idempotent producer, a fenced static
     group member) leaves the client unusable: it goes to ``on_fatal``, once, which should make the
-    process exit non-zero so that it is restarted, instead of retrying forever."""
+    process exit non-zero so that it is restarted, instead of retrying forever. So does a
+    *refusal* (:func:`refusal`: the broker refused the TLS handshake or the credentials), which
+    librdkafka would retry forever while the process looks alive; ``refusal`` keeps its line for
+    the process's last words (:meth:`raise_refusal`)."""
 
     def __init__(self, on_fatal: FatalHandler) -> None:
         self._on_fatal = on_fatal
         self._reported = threading.Event()
+        self.refusal: str | None = None
 
     def __call__(self, error: KafkaError) -> None:
-        if error.fatal() and not self._reported.is_set():
+        refused = refusal(error)
+        if refused and self.refusal is None:
+            self.refusal = refused
+        if (error.fatal() or refused) and not self._reported.is_set():
             self._reported.set()
             self._on_fatal(error)
+
+    def raise_refusal(self) -> None:
+        """Raise :class:`KafkaAccessError` if the broker refused a client."""
+        if self.refusal is not None:
+            raise KafkaAccessError(self.refusal)
 
     async def from_asyncio(self, error: KafkaError) -> None:
         """The same callback for :mod:`confluent_kafka.aio` clients, which await it."""
@@ -231,10 +342,59 @@ class BrokerUnavailable(Exception):
     pass
 
 
+def create_client[C](factory: Callable[[dict[str, Any]], C], config: dict[str, Any]) -> C:
+    """``factory(config)``, or :class:`KafkaAccessError` when librdkafka refuses to create the
+    client (a TLS file it cannot load, a key that does not match its certificate)."""
+    try:
+        return factory(config)
+    except KafkaException as exc:
+        raise KafkaAccessError(unusable_config(exc.args[0])) from None
+
+
+def _probing_admin(settings: KafkaSettings, errors: Callable[[KafkaError], None]) -> AdminClient:
+    # Quiet while probing: "connection refused" is expected until the broker is up, and a
+    # refusal is reported once, by the caller, not at every reconnect.
+    return create_client(AdminClient, client_config(settings, log_level=2, error_cb=errors))
+
+
+#: How long :func:`check_broker_access` waits for a broker that accepts TCP connections to
+#: either answer or refuse (a TLS handshake and a SCRAM exchange take well under a second).
+ACCESS_CHECK_SECONDS = 10.0
+
+
+def check_broker_access(settings: KafkaSettings, timeout: float = ACCESS_CHECK_SECONDS) -> bool:
+    """At the start of a command that does not wait for the broker itself (the producer, the
+    processor): :class:`KafkaAccessError` when the client cannot be created or the broker
+    refuses it; True once the broker answered; False, without waiting any longer, as soon as no
+    broker is reachable (the command then meets the broker's absence as it always did), or after
+    ``timeout``."""
+    errors = ClientErrors(on_fatal=lambda error: None)
+    unreachable = threading.Event()
+
+    def on_error(error: KafkaError) -> None:
+        if error.code() == KafkaError._ALL_BROKERS_DOWN:
+            unreachable.set()
+        errors(error)
+
+    admin = _probing_admin(settings, on_error)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            admin.list_topics(timeout=0.5)
+            return True
+        except KafkaException:
+            pass
+        admin.poll(0)  # serves error_cb
+        errors.raise_refusal()
+        if unreachable.is_set() or time.monotonic() >= deadline:
+            return False
+
+
 def wait_for_broker(settings: KafkaSettings, timeout: float) -> AdminClient:
-    """Return an admin client once the cluster answers, retrying with backoff up to ``timeout``."""
-    # Quiet while probing: "connection refused" is expected until the broker is up.
-    admin = AdminClient(client_config(settings, log_level=2))
+    """Return an admin client once the cluster answers, retrying with backoff up to ``timeout``;
+    :class:`KafkaAccessError` at once when the broker refuses the client (no retry helps)."""
+    errors = ClientErrors(on_fatal=lambda error: None)
+    admin = _probing_admin(settings, errors)
 
     @retry(
         retry=retry_if_exception_type(KafkaException),
@@ -243,7 +403,12 @@ def wait_for_broker(settings: KafkaSettings, timeout: float) -> AdminClient:
         reraise=True,
     )
     def probe() -> None:
-        admin.list_topics(timeout=2)
+        try:
+            admin.list_topics(timeout=2)
+        except KafkaException:
+            admin.poll(0)  # serves error_cb
+            errors.raise_refusal()
+            raise
 
     try:
         probe()

@@ -7,8 +7,9 @@ import signal
 
 import typer
 
+from tombstone_common.kafka import KafkaAccessError, check_broker_access
 from tombstone_common.logs import configure_logging, get_logger
-from tombstone_common.settings import CONFIGURATION_HELP, load_settings
+from tombstone_common.settings import CONFIGURATION_HELP, fail, load_settings
 from tombstone_common.telemetry import configure_tracing, shutdown_tracing
 from tombstone_processor.app import Processor
 from tombstone_processor.settings import ProcessorSettings
@@ -30,7 +31,10 @@ async def _serve(settings: ProcessorSettings) -> int:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
-    return await Processor(settings).run(stopping)
+    processor = Processor(settings)
+    code = await processor.run(stopping)
+    processor.kafka_errors.raise_refusal()  # the broker refused a client: the last line says why
+    return code
 
 
 @app.command(epilog=CONFIGURATION_HELP)
@@ -40,7 +44,10 @@ def record_processor() -> None:
     configure_logging(settings, "processor")
     configure_tracing("processor")
     try:
+        check_broker_access(settings)
         code = asyncio.run(_serve(settings))
+    except KafkaAccessError as exc:
+        fail(str(exc))
     finally:
         shutdown_tracing()
     if code:

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
+from tombstone_common.kafka import KafkaAccessError, check_broker_access
 from tombstone_common.logs import configure_logging, get_logger
 from tombstone_common.messages import Tombstone
 from tombstone_common.settings import CONFIGURATION_HELP, PipelineSettings, fail, load_settings
@@ -50,6 +51,10 @@ def record_producer(
         ]
     except ValidationError as exc:
         fail(f"invalid --prefix {prefix!r}: {exc.errors()[0]['msg']}")
+    try:
+        check_broker_access(settings)
+    except KafkaAccessError as exc:
+        fail(str(exc))
     console = Console(stderr=True)
     with Progress(
         "[progress.description]{task.description}",

@@ -7,7 +7,7 @@ import time
 import typer
 from confluent_kafka import KafkaException
 
-from tombstone_common.kafka import BrokerUnavailable, wait_for_broker
+from tombstone_common.kafka import BrokerUnavailable, KafkaAccessError, wait_for_broker
 from tombstone_common.logs import configure_logging, get_logger
 from tombstone_common.settings import CONFIGURATION_HELP, fail, load_settings
 from tombstone_topic_init.topics import TooFewBrokers, TopicInitSettings, ensure_topics
@@ -33,6 +33,8 @@ def setup_topics() -> None:
         outcomes = ensure_topics(admin, settings, broker_wait=left, report=waiting)
     except (BrokerUnavailable, TooFewBrokers) as exc:
         fail(str(exc), code=1)
+    except KafkaAccessError as exc:
+        fail(str(exc))
     except KafkaException as exc:
         fail(f"creating topics failed: {exc.args[0].str()}", code=1)
     for outcome in outcomes:
