@@ -75,3 +75,50 @@ def test_workflows_started_on_version_1_finish_beside_version_2_with_nothing_los
     assert len(on_v2) == len(set(on_v2)), "version 2's first step ran once per workflow"
     resumed_on_upgraded = {e["id"] for e in ledger() if e["pid"] == upgraded_pid} & {t.id for t in old}
     assert resumed_on_upgraded, "version 1 workflows resumed on the upgraded processor too"
+
+
+async def test_a_version_2_workflow_under_a_dotted_id_keeps_resuming_under_todays_code(
+    kafka, resonate_server, names, uid, tmp_path
+):
+    """Before generations, a workflow's id was the tombstone id, dots and all (which the SDK after
+    0.8.1 refuses in new ids). One started that way on version 2, asleep when its processor stops,
+    resumes on today's processor under that id and finishes, each batch run once."""
+    import asyncio
+
+    from resonate.resonate import Resonate
+
+    from tests.support.pipeline import processor_settings, running_processor, successful_batches
+    from tombstone_common.messages import SourcePosition
+    from tombstone_processor.tracing import TraceContext
+    from tombstone_processor.workflow import WORKFLOW, Job, register_workflows
+
+    create_topics(kafka.bootstrap, names, partitions=1)
+    legacy_id = f"{uid}.legacy.1"
+    settings = processor_settings(
+        kafka.bootstrap, names, tmp_path, resonate_url=resonate_server.url, resonate_ttl_seconds=4,
+        delete_batch_interval_seconds=2,
+    )
+    job = Job.received(
+        Tombstone(id=legacy_id, batches=3), SourcePosition(topic=names["TOPIC_TOMBSTONES"], partition=0, offset=0),
+        legacy_id.encode(), Tombstone(id=legacy_id, batches=3).to_value(), TraceContext({}, "0" * 16),
+    )
+    starter = Resonate(url=resonate_server.url, group=names["RESONATE_GROUP"], sources=[], autostart=False)
+    register_workflows(starter)
+    async with running_processor(settings):
+        handle = starter.options(version=2).rpc(legacy_id, WORKFLOW, job)  # as a version-2 processor did
+        assert await handle.id() == legacy_id
+        await asyncio.to_thread(
+            wait_until, lambda: (legacy_id, 1) in successful_batches(settings), 60, "batch 1 done, asleep"
+        )
+    async with running_processor(settings):  # today's processor, after the first one stopped
+        records = await asyncio.to_thread(
+            read_until, kafka.bootstrap, names["TOPIC_PROCESSED"], lambda rs: any(r.key == legacy_id for r in rs), 90
+        )
+    root = await starter.promises.get(legacy_id)
+    await starter.stop()
+    assert root.state == "resolved" and root.param.data["version"] == 2
+    (record,) = [r.json() for r in records if r.key == legacy_id]
+    assert (record["batches"], record["generation"], record["status"]) == (3, 0, "processed")
+    assert {key: n for key, n in successful_batches(settings).items() if key[0] == legacy_id} == {
+        (legacy_id, 1): 1, (legacy_id, 2): 1, (legacy_id, 3): 1
+    }

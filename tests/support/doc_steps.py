@@ -32,7 +32,7 @@ from pytest_codeblocks import extract_from_file
 
 from devstack.postgres import STORAGE_VARIABLE
 from tombstone_common.settings import PipelineSettings
-from tombstone_processor.settings import ProcessorSettings
+from tombstone_processor.settings import AdminSettings, ProcessorSettings
 from tombstone_topic_init.topics import TopicInitSettings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -46,7 +46,7 @@ LOCAL_STACK = {STORAGE_VARIABLE}  # read by `make up` / `make demo`, not by the 
 def variables_in_code() -> set[str]:
     """Every variable the services and the local stack read: the README's configuration table."""
     names = set()
-    for settings in (PipelineSettings, TopicInitSettings, ProcessorSettings):
+    for settings in (PipelineSettings, TopicInitSettings, ProcessorSettings, AdminSettings):
         names |= {field.upper() for field in settings.model_fields}
     return names | OTEL | LOCAL_STACK
 

@@ -33,11 +33,12 @@ def test_make_help_lists_every_target_with_a_description():
 def test_every_command_says_in_its_help_where_its_configuration_comes_from():
     from typer.testing import CliRunner
 
+    from tombstone_processor.admin.cli import app as admin
     from tombstone_processor.cli import app as processor
     from tombstone_producer.cli import app as producer
     from tombstone_topic_init.cli import app as topic_init
 
-    for app in (processor, producer, topic_init):
+    for app in (processor, producer, topic_init, admin):
         text = " ".join(CliRunner().invoke(app, ["--help"], terminal_width=200).output.split())
         assert "Configured by environment variables" in text and ".env.example" in text
 
