@@ -155,8 +155,6 @@ def test_inconsistent_tls_values_fail_to_render(sets, message) -> None:
 
 def test_the_env_names_are_the_ones_the_clients_read() -> None:
     missing = TLS_ENV - known_env("record-processor")
-    if missing == TLS_ENV:
-        pytest.skip("the shared Kafka settings do not read KAFKA_SSL_* yet")
     assert not missing, f"the settings do not read {sorted(missing)}"
 
 
