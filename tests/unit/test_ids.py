@@ -112,3 +112,11 @@ def test_the_letter_filter():
     assert LetterFilter(since=datetime(2026, 12, 6, 12, 7, tzinfo=UTC))(read)
     assert not LetterFilter(since=datetime(2026, 12, 6, 12, 8, tzinfo=UTC))(read)
     assert not LetterFilter(until=datetime(2026, 12, 6, 12, 7, tzinfo=UTC))(read)
+
+
+def test_the_server_checks_probe_id_is_one_the_next_sdk_accepts():
+    from tombstone_processor.server_check import PROBE_PREFIX
+
+    assert next_sdk_accepts(f"{PROBE_PREFIX}{'0' * 32}")
+    with pytest.raises(ValueError):  # and it cannot be taken for a workflow's id
+        parse_workflow_id(f"{PROBE_PREFIX}{'0' * 32}")

@@ -31,7 +31,7 @@ ESCAPE = "~"
 DOT = "~d"
 GENERATION = "~g"
 
-_WORKFLOW_ID = re.compile(r"^(?P<id>(?:[^~]|~d)+)(?:~g(?P<generation>[1-9][0-9]*))?$")
+_WORKFLOW_ID = re.compile(r"^(?P<id>[A-Za-z0-9](?:[A-Za-z0-9_-]|~d)*)(?:~g(?P<generation>[1-9][0-9]*))?$")
 
 
 def workflow_id(tombstone_id: str, generation: int = 0) -> str:
