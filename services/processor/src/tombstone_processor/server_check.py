@@ -29,8 +29,9 @@ log = get_logger(__name__)
 #: The one place the required server is named; the README and the chart's docs point here.
 REQUIRED_SERVER = "a Resonate server that accepts `<id>:<lineage>` promise ids (release v0.9.8 does; unreleased builds between resonatehq/resonate#1119 and #1127 do not)"
 
-#: Tombstone ids never contain ``@``, so no tombstone can collide with a probe.
-PROBE_PREFIX = "@server-check."
+#: Tombstone ids never contain ``@`` (nor do workflow ids, ids.py), so no workflow collides with a
+#: probe; and no ``.`` or ``:``, which the SDK after 0.8.1 refuses in the ids it is given.
+PROBE_PREFIX = "@server-check-"
 
 
 class ServerRefused(Exception):
