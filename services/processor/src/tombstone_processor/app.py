@@ -34,9 +34,11 @@ from tombstone_processor.simulation import SimulatedDeleter
 from tombstone_processor.server_check import (
     ServerCheck,
     ServerRefused,
+    TokenCheckedConnection,
     check_server,
     incompatible_server_line,
     server_check_probe,
+    token_refused_line,
 )
 from tombstone_processor.state import DeletionMetrics, IntakeMetrics, ProcessorState
 from tombstone_processor.workflow import (
@@ -65,6 +67,7 @@ def build_resonate(
         # Steps without a policy of their own; the dead-letter step retries inside itself.
         "retry_policy": publish_retry,
     }
+    server_check = server_check or ServerCheck()
     if settings.resonate_url is not None:
         ttl = timedelta(seconds=settings.resonate_ttl_seconds)
         pid = uuid.uuid4().hex
@@ -72,7 +75,7 @@ def build_resonate(
         url = str(settings.resonate_url).rstrip("/")
         token = settings.resonate_token.get_secret_value() if settings.resonate_token else None
         resonate = Resonate(
-            url=url,
+            network=TokenCheckedConnection(url, token, server_check),  # a 401/403 stops the processor
             token=token,
             pid=pid,
             # the SDK's own stream ends for good after 300 s (event_stream.py)
@@ -105,7 +108,7 @@ def build_resonate(
         )
     register_workflows(resonate)
     resonate.register(server_check_probe)
-    resonate.with_dependency(server_check or ServerCheck())
+    resonate.with_dependency(server_check)
     config = WorkflowConfig(
         batch_interval=timedelta(seconds=settings.delete_batch_interval_seconds),
         retry=RetryBackoff.for_deletes(settings),
@@ -171,16 +174,26 @@ class Processor:
         self._stopping = asyncio.Event()
         self._intake: Intake | None = None  # set once the consumer exists; its statistics go there
         self._dead_letters: DeadLetters | None = None
+        self._server_check: ServerCheck | None = None
 
     async def run(self, stopping: asyncio.Event) -> int:
         """Run until ``stopping`` is set (or a fatal error); returns the exit status."""
+        code = await self._run(stopping)
+        refused = self._server_check.token_refused if self._server_check else None
+        if refused is not None:  # last, so the line is the last thing the process says
+            fail(token_refused_line(self._url, refused, bool(self.settings.resonate_token)), code=2)
+        return code
+
+    async def _run(self, stopping: asyncio.Event) -> int:
         settings = self.settings
         self._stopping = stopping
         loop = asyncio.get_running_loop()
         kafka_errors = self.kafka_errors = ClientErrors(
             lambda error: loop.call_soon_threadsafe(self._fatal_kafka_error, error)
         )
-        server_check = ServerCheck(status="" if not settings.durable else "server check has not run yet")
+        server_check = self._server_check = ServerCheck(
+            status="" if not settings.durable else "server check has not run yet", on_token_refused=self._token_refused
+        )
         # The HTTP port first: a port in use fails here, before any Kafka client exists.
         http = HealthServer(
             self.state,
@@ -267,6 +280,14 @@ class Processor:
     def _fatal_kafka_error(self, error: KafkaError) -> None:
         log.error("fatal Kafka client error; exiting so that the process is restarted", code=error.name(), error=error.str())
         self.exit_code = 1
+        self._stopping.set()
+
+    def _token_refused(self, status: int) -> None:
+        log.error(
+            "the Resonate server refused this processor's token; stopping (records not handed off are redelivered)",
+            url=self._url, status=status,
+        )
+        self.exit_code = 2
         self._stopping.set()
 
     def _liveness(self) -> str | None:

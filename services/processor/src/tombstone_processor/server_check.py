@@ -7,17 +7,27 @@ deadline, which the server must settle when it passes, or every workflow would s
 at start the processor runs one probe workflow with one step and one such sleep under a reserved
 id: a refusal, or a sleep that does not end, stops the process (exit 2, one line); a server that
 is merely away is waited for (``/readyz`` says so meanwhile).
+
+A server that refuses this processor's token (401: none, not signed by the server's key, expired,
+a wrong issuer or audience; 403: valid, but not for these ids) stops it too, at start or whenever
+it happens later (exit 2, one line naming the cause): every request would be refused the same
+way, and none of it is the fault of a tombstone, so none is retried nor dead-lettered for it. The
+records not handed off yet stay uncommitted and come again after a restart, which also reads
+RESONATE_TOKEN again. The token itself is never written anywhere.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from resonate.connections import HttpConnection
 from resonate.context import Context
-from resonate.error import PlatformError
+from resonate.error import ConnectorError, PlatformError
 from resonate.resonate import Resonate
 
 from tombstone_common.logs import get_logger
@@ -50,11 +60,59 @@ class ServerCheck:
 
     refusals: dict[str, asyncio.Future[BaseException]] = field(default_factory=dict)
     status: str = "server check has not run yet"
+    #: The server's first 401 or 403 (see :class:`TokenCheckedConnection`); None until then.
+    token_refused: int | None = None
+    #: Called once, at that first refusal (the processor stops).
+    on_token_refused: Callable[[int], None] = lambda status: None
 
     def refused(self, probe_id: str, error: BaseException) -> None:
         future = self.refusals.get(probe_id)
         if future is not None and not future.done():
             future.set_result(error)
+
+    def refused_token(self, status: int) -> None:
+        if self.token_refused is not None:
+            return
+        self.token_refused = status
+        self.status = f"the Resonate server refused this processor's token ({status})"
+        self.on_token_refused(status)
+
+
+#: What the server says about this processor's token, not about a request (resonate v0.9.8: 401
+#: for a missing or unverifiable token, 403 for a valid one whose claims do not cover the id).
+TOKEN_REFUSALS = {401: "Unauthorized", 403: "Forbidden"}
+#: A 4xx status as an answer's JSON spells it (the server writes no spaces; a proxy might): only
+#: answers that hold one are decoded here.
+_REFUSAL_MARKS = ('"status":40', '"status": 40')
+
+
+class TokenRefused(Exception):
+    def __init__(self, status: int) -> None:
+        super().__init__(f"the server refused this processor's token ({status} {TOKEN_REFUSALS[status]})")
+        self.status = status
+
+
+class TokenCheckedConnection(HttpConnection):
+    """The SDK's HTTP connection, which reports a 401 or 403 of the server to ``check`` and raises
+    it as a :class:`ConnectorError` (a failure of the way to the server, which callers retry until
+    the processor has stopped) instead of returning it (a refusal of the request, which would end
+    in the dead-letter topic)."""
+
+    def __init__(self, url: str, auth: str | None, check: ServerCheck) -> None:
+        super().__init__(url=url, auth=auth)
+        self._check = check
+
+    async def send(self, req: str, headers: dict[str, str] | None = None) -> str:
+        answer = await super().send(req, headers)
+        if any(mark in answer for mark in _REFUSAL_MARKS):  # a 4xx: rare, decoded only then
+            try:
+                status = json.loads(answer)["head"]["status"]
+            except (ValueError, TypeError, KeyError):
+                return answer  # the SDK reports what it cannot read
+            if status in TOKEN_REFUSALS:
+                self._check.refused_token(status)
+                raise ConnectorError(TokenRefused(status))
+        return answer
 
 
 #: How long the probe's sleep (PROBE_SLEEP) may take to end: the server settles expired promises
@@ -114,6 +172,22 @@ async def check_server(resonate: Resonate, check: ServerCheck, url: str, refusal
     finally:
         check.refusals.pop(probe_id, None)
         step_refused.cancel()
+
+
+def token_refused_line(url: str, status: int, token_given: bool) -> str:
+    """The processor's last words when the server refused its token (never the token itself)."""
+    where = f"the Resonate server at {url}"
+    if status == 403:
+        return (
+            f"{where} forbids this processor's requests (403 Forbidden): the token in RESONATE_TOKEN is "
+            'valid but must carry the claim role "admin" (or prefix "", every id) - check RESONATE_TOKEN'
+        )
+    if not token_given:
+        return f"{where} requires a token (401 Unauthorized) and RESONATE_TOKEN is not set - set RESONATE_TOKEN"
+    return (
+        f"{where} refused the token (401 Unauthorized: not signed by the server's key, expired, or "
+        "without the issuer or audience it expects) - check RESONATE_TOKEN"
+    )
 
 
 def incompatible_server_line(url: str, refusal: ServerRefused) -> str:
