@@ -178,18 +178,20 @@ def test_status_of_an_unknown_id_says_so(kafka, names, uid, tmp_path):
 @pytest.mark.parametrize("args", [["dlq", "list"], ["status", "x"], ["dlq", "replay", "--all"]])
 def test_a_missing_broker_is_one_line_and_exit_2(args, tmp_path):
     result = admin({"KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}"}, *args, timeout=60)
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: no Kafka broker answered"), result.stderr
+    assert_one_error_line(result, "error: no Kafka broker answered")
 
 
 def test_cancel_without_a_server_is_one_line_and_exit_2(kafka, names):
     unset = admin(admin_env(kafka, names, {}), "cancel", "x")
     assert unset.returncode == 2 and "set RESONATE_URL" in unset.stderr
     gone = admin(admin_env(kafka, names, {"resonate_url": f"http://127.0.0.1:{free_port()}"}), "cancel", "x", timeout=60)
-    assert gone.returncode == 2
-    lines = gone.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: resonate server at"), gone.stderr
+    assert_one_error_line(gone, "error: resonate server at")
+
+
+def assert_one_error_line(result: subprocess.CompletedProcess, start: str) -> None:
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(start), result.stderr
 
 
 def test_replay_needs_a_selection(kafka, names):
