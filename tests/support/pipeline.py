@@ -6,38 +6,16 @@ import asyncio
 from collections import Counter
 from contextlib import asynccontextmanager
 from functools import partial
-from pathlib import Path
 
 from confluent_kafka import KafkaException
 
 from devstack.procs import wait_until
 from harness.kafka import committed_offsets
 from harness.ledger import read_ledger
-from harness.topics import as_fields
 from tombstone_processor.app import Processor
 from tombstone_processor.settings import ProcessorSettings
 
-FAST = {
-    "delete_batch_interval_seconds": 0,
-    "delete_retry_initial_seconds": 0.01,
-    "delete_retry_max_seconds": 0.05,
-    "delete_error_rate": 0,
-    "simulation_seed": 1,
-    "processor_shutdown_grace_seconds": 5,
-    "processor_http_port": 0,
-}
-
-
-def processor_settings(bootstrap: str, names: dict[str, str], tmp_path: Path, **overrides) -> ProcessorSettings:
-    values = {
-        "kafka_bootstrap_servers": bootstrap,
-        "processor_name": "test-processor",
-        "delete_ledger_path": str(tmp_path / "ledger.jsonl"),
-        **FAST,
-        **as_fields(names),
-        **overrides,
-    }
-    return ProcessorSettings(_env_file=None, **values)
+from tests.support.settings import processor_settings  # noqa: F401  (here too, beside running_processor)
 
 
 @asynccontextmanager

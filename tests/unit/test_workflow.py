@@ -5,26 +5,15 @@ import json
 import pytest
 
 from tombstone_processor.app import build_resonate
+from tests.support.settings import IN_PROCESS, processor_settings
 from tests.unit.fakes import RecordingPublisher as Recorder, dead_letters_via
-from tombstone_processor.settings import ProcessorSettings
 from tombstone_processor.simulation import Work
 from tombstone_processor.tracing import TraceContext
 from tombstone_processor.workflow import Job, RetryBackoff, cleanup_tombstone
 
 
 def make_settings(tmp_path, **overrides):
-    values = dict(
-        kafka_bootstrap_servers="127.0.0.1:9",
-        delete_batch_interval_seconds=0,
-        delete_retry_initial_seconds=0,
-        delete_retry_max_seconds=0,
-        delete_ledger_path=str(tmp_path / "ledger.jsonl"),
-        simulation_seed=7,
-        processor_name="unit",
-        _env_file=None,
-    )
-    values.update(overrides)
-    return ProcessorSettings(**values)
+    return processor_settings(tmp_path=tmp_path, preset=IN_PROCESS, **overrides)
 
 
 def job(tombstone_id, batches=None, error_rate=None):
