@@ -1,5 +1,6 @@
-"""Stand-ins for the consumer, the Resonate client and the publisher, for the intake's failure
-cases: each records what the processor did and lets a test decide what the dependency answers."""
+"""Stand-ins for the clock, the consumer, the Resonate client and the publisher, for the intake's
+failure cases: each records what the processor did and lets a test decide what the dependency
+answers, and when time passes."""
 
 from __future__ import annotations
 
@@ -15,6 +16,44 @@ from tombstone_common.settings import TopicSettings
 from tombstone_processor.dead_letters import DeadLetterMetrics, DeadLetters
 from tombstone_processor.effects import Publisher
 from tombstone_processor.workflow import Outcome
+
+
+class FakeClock:
+    """The intake's clock in unit tests: time passes only when it is advanced. A wait on it ends
+    when one of its events is set or once the clock was advanced past its timeout."""
+
+    def __init__(self) -> None:
+        self.time = 0.0
+        self._advanced = asyncio.Event()
+        self._deadlines: list[float] = []
+
+    def now(self) -> float:
+        return self.time
+
+    @property
+    def waited_on(self) -> bool:
+        """Someone waits for time to pass: a wait whose timeout has not passed yet."""
+        return any(deadline > self.time for deadline in self._deadlines)
+
+    def advance(self, seconds: float) -> None:
+        self.time += seconds
+        self._advanced.set()
+        self._advanced = asyncio.Event()
+
+    async def first_of(self, *events: asyncio.Event, timeout: float) -> None:
+        deadline = self.time + timeout
+        self._deadlines.append(deadline)
+        try:
+            await asyncio.sleep(0)
+            while self.time < deadline and not any(event.is_set() for event in events):
+                waits = [asyncio.create_task(event.wait()) for event in (self._advanced, *events)]
+                try:
+                    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for wait in waits:
+                        wait.cancel()
+        finally:
+            self._deadlines.remove(deadline)
 
 
 @dataclass
@@ -48,9 +87,11 @@ class FakeMessage:
 
 
 class FakeConsumer:
-    """One topic; ``add`` queues records for ``consume``; ``commit`` remembers the offsets."""
+    """One topic; ``add`` queues records for ``consume``; ``commit`` remembers the offsets. A call
+    that finds nothing to deliver takes its whole timeout, on ``clock``."""
 
-    def __init__(self, topic: str = "tombstones", partitions: int = 1) -> None:
+    def __init__(self, topic: str = "tombstones", partitions: int = 1, clock: FakeClock | None = None) -> None:
+        self.clock = clock or FakeClock()
         self.topic = topic
         self.partitions = [TopicPartition(topic, p) for p in range(partitions)]
         self.queue: list[FakeMessage] = []
@@ -95,7 +136,8 @@ class FakeConsumer:
         await self.unwedged.wait()
         ready = [m for m in self.queue if m.partition() not in self.paused_partitions][:num_messages]
         if not ready:
-            await asyncio.sleep(min(timeout, 0.01))
+            self.clock.advance(timeout)
+            await asyncio.sleep(0)
             return []
         self.queue = [m for m in self.queue if m not in ready]
         return ready

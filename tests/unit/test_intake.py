@@ -1,4 +1,6 @@
-"""The intake's failure cases with a fake consumer and a scripted Resonate client."""
+"""The intake's failure cases with a fake consumer and a scripted Resonate client, on a fake clock:
+time passes when a test advances it (or when the fake consumer waits out a poll with nothing to
+deliver), never on the wall clock."""
 
 from __future__ import annotations
 
@@ -9,35 +11,20 @@ from contextlib import asynccontextmanager
 import pytest
 from resonate.error import ServerError
 
-from devstack.procs import wait_until
-from tests.unit.fakes import FakeConsumer, FakeResonate, RecordingPublisher, dead_letters_via
+from tests.support.settings import FAKE_BACKENDS, processor_settings
+from tests.unit.fakes import FakeClock, FakeConsumer, FakeResonate, RecordingPublisher, dead_letters_via
 from tombstone_common.messages import DeadLetterHeader
 from tombstone_processor.app import Processor, consumer_readiness
 from tombstone_processor.dispatcher import Dispatcher
 from tombstone_processor.http import HealthServer
 from tombstone_processor import dispatcher as dispatcher_module
-from tombstone_processor import intake as intake_module
-from tombstone_processor.intake import Intake
-from tombstone_processor.settings import ProcessorSettings
+from tombstone_processor.intake import PAUSE_AFTER_SECONDS, POLL_SECONDS, Intake
 from tombstone_processor.state import ProcessorState
-
-
-def settings(**overrides) -> ProcessorSettings:
-    values = dict(
-        kafka_bootstrap_servers="127.0.0.1:9",
-        resonate_url="http://127.0.0.1:9",
-        processor_max_in_flight=10,
-        processor_handoff_attempts=3,
-        processor_http_port=0,
-        _env_file=None,
-    )
-    values.update(overrides)
-    return ProcessorSettings(**values)
 
 
 @asynccontextmanager
 async def intake_running(resonate: FakeResonate, consumer: FakeConsumer, **overrides):
-    config = settings(**overrides)
+    config = processor_settings(preset=FAKE_BACKENDS, **overrides)
     state = ProcessorState()
     publisher = RecordingPublisher()
     dead_letters = dead_letters_via(publisher)
@@ -45,7 +32,7 @@ async def intake_running(resonate: FakeResonate, consumer: FakeConsumer, **overr
     dispatcher = Dispatcher(
         resonate, state.workflows, dead_letters, config.processor_handoff_attempts, config.durable, backoff_max=0.01
     )
-    intake = Intake(config, consumer, dispatcher, dead_letters, state.intake)
+    intake = Intake(config, consumer, dispatcher, dead_letters, state.intake, clock=consumer.clock)
     stopping = asyncio.Event()
     task = asyncio.create_task(intake.run(stopping))
     try:
@@ -59,7 +46,24 @@ async def intake_running(resonate: FakeResonate, consumer: FakeConsumer, **overr
 
 
 async def until(condition, what: str, timeout: float = 5.0) -> None:
-    await asyncio.to_thread(wait_until, condition, timeout, what)
+    """Let the event loop run until ``condition()`` holds. Nothing here waits for time to pass:
+    ``timeout`` only bounds a test whose condition never comes."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{what}: not after {timeout:g}s"
+        await asyncio.sleep(0)
+
+
+async def settle(turns: int = 20) -> None:
+    """Let the event loop run whatever is ready, a few times over; no time passes."""
+    for _ in range(turns):
+        await asyncio.sleep(0)
+
+
+async def pass_time(clock: FakeClock, seconds: float) -> None:
+    """Advance ``clock`` once the intake waits on it (at the bound): time passes while it waits."""
+    await until(lambda: clock.waited_on, "the intake waits for time to pass")
+    clock.advance(seconds)
 
 
 async def still_polling(consumer: FakeConsumer, what: str) -> None:
@@ -109,35 +113,42 @@ async def test_a_refused_hand_off_is_dead_lettered_with_the_reason_and_its_offse
     assert headers[DeadLetterHeader.ATTEMPTS] == b"3"
 
 
-async def test_polling_continues_at_the_bound_while_hand_offs_wait(monkeypatch):
-    monkeypatch.setattr(intake_module, "PAUSE_AFTER_SECONDS", 0.05)
+async def test_polling_continues_at_the_bound_while_hand_offs_wait():
     consumer = FakeConsumer.holding(f"t{n}" for n in range(8))
     resonate = FakeResonate(hang={f"t{n}" for n in range(5)})
     async with intake_running(resonate, consumer, processor_max_in_flight=5) as (state, *_):
-        await until(lambda: state.paused, "paused at the bound")
-        await still_polling(consumer, "still polling (group membership) while paused")
+        await until(lambda: state.consumed == 5, "the bound filled")
+        await pass_time(consumer.clock, PAUSE_AFTER_SECONDS)
+        await until(lambda: state.paused, "paused once the bound stayed full PAUSE_AFTER_SECONDS")
+        for _ in range(3):
+            polls = consumer.polls
+            await pass_time(consumer.clock, POLL_SECONDS)
+            await until(lambda: consumer.polls > polls, "still polling (group membership) while paused")
         assert state.in_flight == 5 and state.consumed == 5
 
 
-async def test_a_slot_freed_at_the_bound_is_refilled_without_pausing_the_partitions(monkeypatch):
+async def test_a_slot_freed_at_the_bound_is_refilled_without_pausing_the_partitions():
     # Pausing drops what the consumer has fetched: short workflows must not pay a pause, a
     # resume and a fetch for every slot they free.
-    monkeypatch.setattr(intake_module, "PAUSE_AFTER_SECONDS", 60)
     consumer = FakeConsumer.holding(f"t{n}" for n in range(3))
     resonate = FakeResonate()
     async with intake_running(resonate, consumer, processor_max_in_flight=2) as (state, *_):
         await until(lambda: state.started == 2, "the bound filled")
+        await pass_time(consumer.clock, PAUSE_AFTER_SECONDS * 0.9)
+        await settle()
+        assert not state.paused and consumer.clock.waited_on, "still waiting, unpaused, before PAUSE_AFTER_SECONDS"
         resonate.finish("t0")
         await until(lambda: state.started == 3, "the freed slot refilled")
         assert state.pauses == 0 and not consumer.paused
 
 
-async def test_a_partition_paused_at_the_bound_then_lost_is_consumed_again_once_reassigned(monkeypatch):
+async def test_a_partition_paused_at_the_bound_then_lost_is_consumed_again_once_reassigned():
     # As librdkafka, the fake keeps a partition's pause across its loss and a new assignment.
-    monkeypatch.setattr(intake_module, "PAUSE_AFTER_SECONDS", 0.05)
     consumer = FakeConsumer.holding(["a", "b"])
     resonate = FakeResonate()
     async with intake_running(resonate, consumer, processor_max_in_flight=2) as (state, *_):
+        await until(lambda: state.started == 2, "the bound filled")
+        await pass_time(consumer.clock, PAUSE_AFTER_SECONDS)
         await until(lambda: state.paused, "paused at the bound")
         await consumer.lose_partitions()  # the broker went away
         resonate.finish("a")
@@ -187,7 +198,7 @@ async def test_lost_partitions_make_the_processor_unready_with_the_reason():
 
 
 async def test_healthz_fails_with_the_reason_when_the_intake_is_wedged_with_work_pending():
-    processor = Processor(settings(processor_liveness_seconds=0.5))
+    processor = Processor(processor_settings(preset=FAKE_BACKENDS, processor_liveness_seconds=0.5))
     processor.ready.set()
     health = HealthServer(processor.state, {}, 0, liveness=processor._liveness)
     intake = processor.state.intake
@@ -207,9 +218,12 @@ async def test_a_wedged_consumer_call_stops_progress():
     async with intake_running(FakeResonate(), consumer) as (state, *_):
         await until(lambda: consumer.polls > 2, "polling")
         consumer.unwedged.clear()
-        # the loop iterates every few milliseconds while consume answers
-        await until(lambda: state.intake.stalled_for() > 0.3, "no progress while consume hangs")
+        polls = consumer.polls
+        await until(lambda: consumer.polls > polls, "a consumer call that does not return")
         before = state.progressed_at
+        consumer.clock.advance(10)
+        await settle()
+        assert state.progressed_at == before, "no progress while consume hangs"
         consumer.unwedged.set()
         await until(lambda: state.progressed_at > before, "progress again once it returns")
 

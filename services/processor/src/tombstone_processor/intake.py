@@ -20,6 +20,7 @@ import asyncio
 import json
 import time
 from collections.abc import Coroutine
+from typing import Protocol
 
 from confluent_kafka import KafkaException, Message, TopicPartition
 from confluent_kafka.aio import AIOConsumer
@@ -52,6 +53,29 @@ PAUSE_AFTER_SECONDS = 0.25
 COMMIT_EVERY_SECONDS = 0.2
 
 
+class Clock(Protocol):
+    """The intake's time: read for its deadlines (pause at the bound, commit interval, progress),
+    and waited on while it is at the bound."""
+
+    def now(self) -> float: ...
+
+    async def first_of(self, *events: asyncio.Event, timeout: float) -> None:
+        """Return when any of ``events`` is set, or after ``timeout`` seconds."""
+
+
+class MonotonicClock:
+    def now(self) -> float:
+        return time.monotonic()
+
+    async def first_of(self, *events: asyncio.Event, timeout: float) -> None:
+        waits = [asyncio.create_task(event.wait()) for event in events]
+        try:
+            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+
+
 class Intake:
     def __init__(
         self,
@@ -60,6 +84,7 @@ class Intake:
         dispatcher: Dispatcher,
         dead_letters: DeadLetters,
         metrics: IntakeMetrics,
+        clock: Clock | None = None,
     ) -> None:
         self._settings = settings
         self._consumer = consumer
@@ -72,6 +97,7 @@ class Intake:
         self._dead_lettering = 0
         self._bound = settings.processor_max_in_flight
         self._committed_at = 0.0
+        self._clock = clock or MonotonicClock()
 
     async def run(self, stopping: asyncio.Event) -> None:
         await self._consumer.subscribe(
@@ -89,7 +115,7 @@ class Intake:
                 for message in await self._poll_batch(min(self._free_slots(), MAX_BATCH)):
                     self._take(message)
             await self._commit_due()
-            self.metrics.progressed_at = time.monotonic()
+            self.metrics.progressed_at = self._clock.now()
 
     async def _poll_batch(self, size: int) -> list[Message]:
         """Up to ``size`` records: what has already arrived, or else the first one to arrive
@@ -236,10 +262,10 @@ class Intake:
     async def _wait_for_slot(self, stopping: asyncio.Event) -> None:
         """Wait until a workflow frees a slot (or we stop). Past PAUSE_AFTER_SECONDS the partitions
         are paused and polled, so the consumer keeps its group membership however long it waits."""
-        full_since = time.monotonic()
+        full_since = self._clock.now()
         self._dispatcher.slot_freed.clear()
         while self._free_slots() <= 0 and not stopping.is_set():
-            if not self.metrics.paused and time.monotonic() - full_since >= PAUSE_AFTER_SECONDS:
+            if not self.metrics.paused and self._clock.now() - full_since >= PAUSE_AFTER_SECONDS:
                 await self._set_paused(True)
             if self.metrics.paused:
                 message = await self._consumer.poll(0)
@@ -250,17 +276,17 @@ class Intake:
                     )
                 timeout = POLL_SECONDS
             else:
-                timeout = max(0.0, full_since + PAUSE_AFTER_SECONDS - time.monotonic())
-            await _first_of(self._dispatcher.slot_freed, stopping, timeout=timeout)
+                timeout = max(0.0, full_since + PAUSE_AFTER_SECONDS - self._clock.now())
+            await self._clock.first_of(self._dispatcher.slot_freed, stopping, timeout=timeout)
             self._dispatcher.slot_freed.clear()
             await self._hold_stuck_partitions()
             await self._commit_due()
-            self.metrics.progressed_at = time.monotonic()
+            self.metrics.progressed_at = self._clock.now()
 
     # ── offsets ─────────────────────────────────────────────────────────────
 
     async def _commit_due(self) -> None:
-        if time.monotonic() - self._committed_at >= COMMIT_EVERY_SECONDS:
+        if self._clock.now() - self._committed_at >= COMMIT_EVERY_SECONDS:
             await self.commit()
 
     async def commit(self, partitions: list[Partition] | None = None) -> None:
@@ -271,7 +297,7 @@ class Intake:
             if (offsets := self._partitions.get(tp)) is not None
             and (position := offsets.committable()) is not None
         ]
-        self._committed_at = time.monotonic()
+        self._committed_at = self._clock.now()
         if not pending:
             return
         try:
@@ -320,16 +346,6 @@ class Intake:
             self._partitions.pop(tp, None)
             self.metrics.held.discard(tp)
             self.metrics.assigned.discard(tp)
-
-
-async def _first_of(*events: asyncio.Event, timeout: float) -> None:
-    """Return when any of ``events`` is set, or after ``timeout`` seconds."""
-    waits = [asyncio.create_task(event.wait()) for event in events]
-    try:
-        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for wait in waits:
-            wait.cancel()
 
 
 def _names(partitions: list[TopicPartition]) -> list[str]:
