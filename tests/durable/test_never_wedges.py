@@ -20,7 +20,7 @@ from harness.topics import create_topics, send_tombstones
 from devstack.procs import http_get
 from harness.processes import BIN, ProcessorProcess, clean_environ, metric
 from tests.support.pipeline import committed
-from tests.support.processes import durable_env
+from tests.support.processes import durable_env, terminating
 from tests.support.server_proxy import OLD_SERVER_REFUSAL, Fault, ServerProxy
 from tombstone_common.messages import DeadLetterHeader, Tombstone
 from tombstone_processor.server_check import REQUIRED_SERVER
@@ -84,7 +84,7 @@ def test_transient_server_errors_are_retried_and_a_refused_hand_off_is_dead_lett
         )
         processor = ProcessorProcess("t", env, tmp_path)
         processor.start()
-        try:
+        with terminating(processor):
             good = [Tombstone(id=tid, batches=1) for tid in new_ids(6, f"ok{uid}")]
             send_tombstones(bootstrap, names, [good[0], Tombstone(id=refused, batches=1), *good[1:]])
             records = read_until(bootstrap, names["TOPIC_PROCESSED"], lambda r: len(r) >= len(good), timeout=120)
@@ -92,8 +92,6 @@ def test_transient_server_errors_are_retried_and_a_refused_hand_off_is_dead_lett
             wait_until(lambda: metric(processor.metrics(), "tombstones_dead_lettered_total") == 1, 30, "counted")
             body = processor.metrics()
             wait_until(lambda: committed(bootstrap, names)[0] == 7, 30, "every offset settled, the refused one too")
-        finally:
-            assert processor.terminate() == 0
     assert {r.key for r in records} == {t.id for t in good}
     assert dead.key == refused
     assert b"refused by the test" in dead.headers[DeadLetterHeader.REASON]
@@ -117,7 +115,7 @@ def test_a_server_gone_without_closing_its_stream_is_reconnected_and_sleeping_wo
                           RESONATE_STREAM_IDLE_SECONDS="2", DELETE_BATCH_INTERVAL_SECONDS="3", DELETE_DONE_RATE="0")
         processor = ProcessorProcess("v", env, tmp_path)
         processor.start()
-        try:
+        with terminating(processor):
             wait_until(lambda: proxy.streams >= 1, 30, "the processor's event stream open")
             tombstones = [Tombstone(id=tid, batches=3) for tid in new_ids(6, f"gone{uid}")]
             send_tombstones(bootstrap, names, tombstones)
@@ -128,8 +126,6 @@ def test_a_server_gone_without_closing_its_stream_is_reconnected_and_sleeping_wo
             began = time.monotonic()
             records = read_until(bootstrap, names["TOPIC_PROCESSED"], lambda r: len(r) >= len(tombstones), timeout=120)
             took = time.monotonic() - began
-        finally:
-            assert processor.terminate() == 0
     print(f"{vanished} stream(s) vanished; {proxy.streams} opened in all; every workflow done {took:.1f}s later")
     assert {r.key for r in records} == {t.id for t in tombstones}
     assert proxy.seen[("stream", "vanished")] >= 1 and proxy.streams > vanished, "connected again"
@@ -155,10 +151,8 @@ def test_sigterm_while_the_server_is_down_exits_at_once_and_nothing_is_lost(priv
     server.start()
     again = ProcessorProcess("s2", env, tmp_path)
     again.start()
-    try:
+    with terminating(again):
         records = read_until(broker.bootstrap_servers, names["TOPIC_PROCESSED"], lambda r: len(r) >= 5, timeout=120)
-    finally:
-        assert again.terminate() == 0
     assert sorted(r.key for r in records) == sorted(t.id for t in tombstones)
 
 
@@ -171,7 +165,7 @@ def test_the_processor_stays_in_its_group_through_a_server_outage_longer_than_ma
     env = durable_env(broker, server, names, tmp_path, KAFKA_MAX_POLL_INTERVAL_MS=str(max_poll_ms))
     processor = ProcessorProcess("g", env, tmp_path)
     processor.start()
-    try:
+    with terminating(processor):
         server.stop()
         down_at = time.monotonic()
         tombstones = [Tombstone(id=tid, batches=1) for tid in new_ids(4, f"outage{uid}")]
@@ -188,8 +182,6 @@ def test_the_processor_stays_in_its_group_through_a_server_outage_longer_than_ma
         records = read_until(broker.bootstrap_servers, names["TOPIC_PROCESSED"], lambda r: len(r) >= 4, timeout=120)
         assert sorted(r.key for r in records) == sorted(t.id for t in tombstones)
         assert processor.process.running()
-    finally:
-        assert processor.terminate() == 0
 
 
 def test_a_workflow_whose_steps_the_server_refuses_is_dead_lettered_instead_of_spinning(
@@ -202,7 +194,7 @@ def test_a_workflow_whose_steps_the_server_refuses_is_dead_lettered_instead_of_s
         env = durable_env(SimpleNamespace(bootstrap_servers=bootstrap), proxy, names, tmp_path)
         processor = ProcessorProcess("f", env, tmp_path)
         processor.start()
-        try:
+        with terminating(processor):
             good = [Tombstone(id=tid, batches=1) for tid in new_ids(3, f"fine{uid}")]
             send_tombstones(bootstrap, names, [Tombstone(id=refused, batches=1), *good])
             (dead,) = read_until(bootstrap, names["TOPIC_DLQ"], lambda r: len(r) >= 1, timeout=60)
@@ -210,8 +202,6 @@ def test_a_workflow_whose_steps_the_server_refuses_is_dead_lettered_instead_of_s
             wait_until(lambda: metric(processor.metrics(), "tombstones_dead_lettered_total") == 1, 30, "counted")
             body = processor.metrics()
             refusals = proxy.seen[("task.fence", 400)]
-        finally:
-            assert processor.terminate() == 0
     assert dead.key == refused and b"refused by the test" in dead.headers[DeadLetterHeader.REASON]
     assert {r.key for r in records} == {t.id for t in good}
     assert metric(body, "tombstones_failed_total") == 1
@@ -229,14 +219,12 @@ def test_a_processor_started_while_the_server_is_away_waits_for_it_and_says_so(p
         cwd=processor.process.run_dir,
         inherit_env=False,
     )
-    try:
+    with terminating(processor):
         wait_until(lambda: b"checking the Resonate server" in http_get(processor.url + "/readyz")[1], 60, "/readyz says why")
         server.start()
         wait_until(lambda: http_get(processor.url + "/readyz")[0] == 200, 90, "ready once the server answered the check")
         send_tombstones(broker.bootstrap_servers, names, [Tombstone(id=f"late{uid}", batches=1)])
         read_until(broker.bootstrap_servers, names["TOPIC_PROCESSED"], lambda r: len(r) >= 1, timeout=60)
-    finally:
-        assert processor.terminate() == 0
 
 
 def test_sigterm_during_a_server_outage_with_workflows_running_ends_within_the_grace_without_errors(
@@ -284,10 +272,8 @@ def test_sigterm_during_a_server_outage_with_workflows_running_ends_within_the_g
     server.start()
     again = ProcessorProcess("o2", env, tmp_path)
     again.start()
-    try:
+    with terminating(again):
         records = read_until(broker.bootstrap_servers, names["TOPIC_PROCESSED"], lambda r: len(r) >= len(tombstones), timeout=180)
-    finally:
-        assert again.terminate() == 0
     verdict = judge([t.id for t in tombstones], [(r.key, r.value) for r in records], ledger(), [stopped])
     print("\n".join(verdict.lines([stopped])))
     assert verdict.lost == []

@@ -17,7 +17,7 @@ from harness.processes import ProcessorProcess, metric
 from harness.topics import create_topics, send_tombstones
 from tests.support.faults import judge
 from tests.support.pipeline import processor_settings, running_processor, successful_batches
-from tests.support.processes import durable_env
+from tests.support.processes import durable_env, terminating
 from tombstone_common.messages import Tombstone
 from tombstone_producer.produce import new_ids
 
@@ -104,7 +104,7 @@ def test_readyz_follows_the_broker_and_the_server_and_work_continues(private_sta
         status, body = http_get(processor.url + "/readyz")
         return status != 200 and problem in body
 
-    try:
+    with terminating(processor):
         broker.stop()
         wait_until(lambda: unready_for(b"broker"), 30, "not ready, naming the broker, while it is down")
         broker.start()
@@ -120,8 +120,6 @@ def test_readyz_follows_the_broker_and_the_server_and_work_continues(private_sta
         records = read_until(broker.bootstrap_servers, names["TOPIC_PROCESSED"], lambda r: len(r) >= 10, timeout=120)
         assert {r.key for r in records} == {t.id for t in tombstones}
         assert processor.process.running(), "no crash loop: the same process carried on"
-    finally:
-        assert processor.terminate() == 0
 
 
 def test_a_resumed_workflow_stays_in_its_trace(private_stack, jaeger, names, uid, tmp_path):

@@ -17,7 +17,7 @@ from tests.support.next_release import VERSION_LOG
 from harness.ledger import read_ledger
 from harness.topics import create_topics, send_tombstones
 from harness.processes import ProcessorProcess
-from tests.support.processes import durable_env
+from tests.support.processes import durable_env, terminating
 from tombstone_common.messages import Tombstone
 from tombstone_producer.produce import new_ids
 
@@ -55,16 +55,13 @@ def test_workflows_started_on_version_1_finish_beside_version_2_with_nothing_los
     upgraded.start()
     previous.start()
     new = [Tombstone(id=tid, batches=2) for tid in new_ids(10, f"v2{uid}")]
-    try:
+    with terminating(upgraded, previous):
         send_tombstones(broker.bootstrap_servers, names, new)
         ids = [t.id for t in old + new]
         records = read_until(
             broker.bootstrap_servers, names["TOPIC_PROCESSED"], lambda r: {x.key for x in r} >= set(ids), timeout=180
         )
         upgraded_pid = upgraded.pid
-    finally:
-        assert upgraded.terminate() == 0
-        assert previous.terminate() == 0
 
     verdict = judge(ids, [(r.key, r.value) for r in records], ledger(), kills)
     assert verdict.lost == [] and verdict.duplicates == 0

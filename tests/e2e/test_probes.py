@@ -14,6 +14,7 @@ from tests.conftest import CACHE
 from harness.topics import create_topics
 from devstack.procs import http_get
 from harness.processes import ProcessorProcess
+from tests.support.processes import terminating
 
 pytestmark = pytest.mark.e2e
 
@@ -26,7 +27,7 @@ def test_readyz_drops_the_consumer_while_its_partitions_are_lost(names, tmp_path
         env = {**names, "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers, "KAFKA_SESSION_TIMEOUT_MS": "6000"}
         processor = ProcessorProcess("p", env, tmp_path)
         processor.start()
-        try:
+        with terminating(processor):
             broker.stop()
             problems: dict[str, str] = {}
 
@@ -40,7 +41,5 @@ def test_readyz_drops_the_consumer_while_its_partitions_are_lost(names, tmp_path
             assert http_get(processor.url + "/healthz")[0] == 200, "nothing pending: alive"
             broker.start()
             wait_until(lambda: http_get(processor.url + "/readyz")[0] == 200, 90, "ready again after rejoining")
-        finally:
-            assert processor.terminate() == 0
     finally:
         broker.stop()

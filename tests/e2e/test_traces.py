@@ -13,6 +13,7 @@ from harness.kafka import produce_raw, read_until
 from harness.ledger import read_ledger
 from harness.processes import BIN, ProcessorProcess, clean_environ, metric
 from harness.topics import create_topics
+from tests.support.processes import terminating
 from tombstone_common.messages import DeadLetterHeader
 
 pytestmark = pytest.mark.e2e
@@ -54,7 +55,7 @@ def test_each_tombstone_is_one_trace_from_producer_to_processed(kafka, jaeger, n
     }
     processor = ProcessorProcess("traced", env, tmp_path)
     processor.start()
-    try:
+    with terminating(processor):
         produced = subprocess.run(
             [str(BIN / "record-producer"), "-n", "5", "--batches", "3", "--prefix", f"tr{uid}", "--print-ids"],
             env={**clean_environ(), **env}, capture_output=True, text=True, timeout=60,
@@ -83,8 +84,6 @@ def test_each_tombstone_is_one_trace_from_producer_to_processed(kafka, jaeger, n
         ledger = read_ledger(tmp_path / "ledger.jsonl")
         assert counted("tombstones_batch_attempts_total") == len(ledger)
         assert counted("tombstones_batch_failures_total") == sum(not e["ok"] for e in ledger)
-    finally:
-        assert processor.terminate() == 0
 
     assert Counter(r.key for r in records) == Counter(ids)
     assert all("traceparent" in r.headers for r in records + dead), "every record written carries traceparent"

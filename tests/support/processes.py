@@ -1,8 +1,12 @@
-"""Environments of processor processes in the durable-mode tests."""
+"""Processor processes in the durable-mode and end-to-end tests: their environments, and their end."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from harness.processes import ProcessorProcess
 
 
 def durable_env(broker, server, names: dict[str, str], run_dir: Path, **extra: str) -> dict[str, str]:
@@ -19,3 +23,15 @@ def durable_env(broker, server, names: dict[str, str], run_dir: Path, **extra: s
         "PROCESSOR_SHUTDOWN_GRACE_SECONDS": "5",
         **extra,
     }
+
+
+@contextmanager
+def terminating(*processors: ProcessorProcess) -> Iterator[None]:
+    """SIGTERM ``processors`` (in this order) when the block ends, however it ends. When the block
+    succeeded, each must have exited 0; when it failed, its own failure is the one reported."""
+    try:
+        yield
+    finally:
+        statuses = {processor.name: processor.terminate() for processor in processors}
+    unclean = {name: status for name, status in statuses.items() if status != 0}
+    assert not unclean, f"exit status after SIGTERM (None: killed after the timeout): {unclean}"
