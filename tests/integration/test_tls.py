@@ -24,7 +24,8 @@ from harness.processes import BIN, ProcessorProcess, clean_environ
 from tests.conftest import CACHE
 from tests.support.pipeline import processor_settings
 from tests.support.tls import CertificateAuthority, Issued
-from tombstone_processor.app import Processor, readiness_checks
+from tombstone_processor.app import Processor
+from tombstone_processor.readiness import readiness_checks
 from tombstone_processor.server_check import ServerCheck
 
 pytestmark = pytest.mark.integration

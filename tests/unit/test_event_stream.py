@@ -9,8 +9,8 @@ import asyncio
 import pytest
 from resonate.connections import SSEConnection
 
-from tombstone_processor import event_stream
-from tombstone_processor.event_stream import EventStream
+from tombstone_processor.sdk import event_stream
+from tombstone_processor.sdk.event_stream import EventStream
 
 
 def stream() -> EventStream:

@@ -14,8 +14,10 @@ from resonate.error import ServerError
 from tests.support.settings import FAKE_BACKENDS, processor_settings
 from tests.unit.fakes import FakeClock, FakeConsumer, FakeResonate, RecordingPublisher, dead_letters_via
 from tombstone_common.messages import DeadLetterHeader
-from tombstone_processor.app import Processor, consumer_readiness
+from tombstone_processor.app import Processor
+from tombstone_processor.readiness import consumer_readiness
 from tombstone_processor.dispatcher import Dispatcher
+from tombstone_processor.mode import Mode
 from tombstone_processor.http import HealthServer
 from tombstone_processor import dispatcher as dispatcher_module
 from tombstone_processor.intake import PAUSE_AFTER_SECONDS, POLL_SECONDS, Intake
@@ -30,7 +32,7 @@ async def intake_running(resonate: FakeResonate, consumer: FakeConsumer, **overr
     dead_letters = dead_letters_via(publisher)
     dead_letters.metrics = state.dead_letters
     dispatcher = Dispatcher(
-        resonate, state.workflows, dead_letters, config.processor_handoff_attempts, config.durable, backoff_max=0.01
+        resonate, state.workflows, dead_letters, config.processor_handoff_attempts, Mode.of(config), backoff_max=0.01
     )
     intake = Intake(config, consumer, dispatcher, dead_letters, state.intake, clock=consumer.clock)
     stopping = asyncio.Event()

@@ -1,6 +1,6 @@
-"""The processor uses a few internals of resonate-sdk (see ``finish_running_steps`` in app.py and
-the timer handling it relies on); the dependency is pinned to the version they were read from,
-and this test fails when an upgrade moves them."""
+"""The contract of ``tombstone_processor.sdk``, the one package that uses resonate-sdk's internals
+(its docstring lists each workaround): the dependency is pinned to the version they were read
+from, and these tests fail when an upgrade moves what they override or read."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from importlib.metadata import version
 from resonate.connections import LocalConnection, SSEConnection
 from resonate.resonate import Resonate
 
-from tombstone_processor.app import finish_running_steps
+from tombstone_processor.sdk.stopping import finish_running_steps
 
 PINNED = "0.8.1"
 
@@ -49,3 +49,28 @@ async def test_aioproducer_still_refuses_headers():
             await producer.produce("t", value=b"x", headers=[("traceparent", b"00-")])
     finally:
         await producer.close()
+
+
+def test_what_the_event_stream_overrides_is_there():
+    from resonate.connections.sse import SSEConnection as SdkStream
+
+    from tombstone_processor.sdk.event_stream import EventStream
+
+    for name in ("_ensure_session", "_read_stream", "_sse_loop"):
+        assert callable(getattr(SdkStream, name, None)), f"SSEConnection.{name} moved: re-read event_stream.py"
+        assert name in vars(EventStream)
+    # the session it replaces: aiohttp's defaults, a 300 s total timeout among them
+    assert "aiohttp.ClientSession()" in inspect.getsource(SdkStream._ensure_session)
+
+
+def test_what_the_heartbeat_and_the_token_check_build_on_is_there():
+    from resonate.connections import HttpConnection
+    from resonate.ids import origin_of
+    from resonate.send import Sender
+
+    assert inspect.iscoroutinefunction(Sender.task_heartbeat)
+    assert list(inspect.signature(Sender.task_heartbeat).parameters)[1:] == ["pid", "tasks"]
+    assert origin_of("a:1.2") == "a"  # the server's origin rule the heartbeat groups by
+    assert inspect.iscoroutinefunction(HttpConnection.send)
+    assert list(inspect.signature(HttpConnection.send).parameters)[1:3] == ["req", "headers"]
+

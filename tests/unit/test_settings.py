@@ -3,6 +3,7 @@ import os
 import pytest
 
 from tombstone_common.settings import KafkaSettings, load_settings
+from tombstone_processor.mode import DURABLE, LOCAL, Mode
 from tombstone_processor.settings import ProcessorSettings
 
 
@@ -68,9 +69,9 @@ def test_sasl_settings_reach_the_client_config(monkeypatch):
 
 def test_local_mode_when_resonate_url_is_unset(monkeypatch):
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
-    assert not load_settings(ProcessorSettings).durable
+    assert Mode.of(load_settings(ProcessorSettings)) is LOCAL
     monkeypatch.setenv("RESONATE_URL", "http://127.0.0.1:8001")
-    assert load_settings(ProcessorSettings).durable
+    assert Mode.of(load_settings(ProcessorSettings)) is DURABLE
 
 
 def test_dotenv_completes_the_environment_and_real_variables_win(monkeypatch, tmp_path):

@@ -15,7 +15,7 @@ from tests.unit.fakes import dead_letters_via
 from tombstone_common.kafka import DeliveryFailed
 from tests.unit.test_workflow import Recorder, job, make_settings
 from tombstone_common.telemetry import tracer
-from tombstone_processor.app import build_resonate
+from tombstone_processor.resonate_client import build_resonate
 from tombstone_processor.tracing import TraceContext
 from tombstone_processor.workflow import cleanup_tombstone
 

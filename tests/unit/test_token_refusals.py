@@ -10,7 +10,8 @@ from resonate.connections import HttpConnection
 from resonate.error import ConnectorError
 
 from tombstone_processor.failures import is_transient
-from tombstone_processor.server_check import ServerCheck, TokenCheckedConnection, token_refused_line
+from tombstone_processor.sdk.connection import TokenCheckedConnection
+from tombstone_processor.server_check import ServerCheck, token_refused_line
 
 
 def answer(status: int, spaced: bool = False) -> str:

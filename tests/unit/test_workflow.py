@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tombstone_processor.app import build_resonate
+from tombstone_processor.resonate_client import build_resonate
 from tests.support.settings import IN_PROCESS, processor_settings
 from tests.unit.fakes import RecordingPublisher as Recorder, dead_letters_via
 from tombstone_processor.simulation import Work

@@ -21,6 +21,7 @@ from resonate.resonate import Resonate
 from tombstone_common.logs import get_logger
 from tombstone_processor.dead_letters import DeadLetters
 from tombstone_processor.failures import first_failed, reason, retrying
+from tombstone_processor.mode import Mode
 from tombstone_processor.refusals import StepRefused
 from tombstone_processor.state import WorkflowMetrics
 from tombstone_processor.workflow import WORKFLOW, Job, Outcome, start_version
@@ -57,7 +58,7 @@ class Dispatcher:
         metrics: WorkflowMetrics,
         dead_letters: DeadLetters,
         refusals: int,
-        durable: bool,
+        mode: Mode,
         backoff_max: float = 5.0,
     ) -> None:
         self._resonate = resonate
@@ -65,7 +66,7 @@ class Dispatcher:
         self.metrics = metrics
         self._dead_letters = dead_letters
         self._refusals = refusals
-        self._durable = durable
+        self._mode = mode
         self._backoff_max = backoff_max
         self._running: dict[str, Workflow] = {}
         self._handing_off = asyncio.Semaphore(HANDOFF_CONCURRENCY)
@@ -155,7 +156,7 @@ class Dispatcher:
             self.metrics.failed += 1
             why = f"workflow failed: {reason(exc)}"
             log.error("workflow failed; dead-lettering its tombstone", id=tombstone_id, error=why)
-            await self._dead_letters.write(job.letter(why, type(exc).__name__), holds_offset=not self._durable)
+            await self._dead_letters.write(job.letter(why, type(exc).__name__), holds_offset=self._mode.offset_waits_for_workflow)
             self.metrics.dead_lettered += 1
             return
         self.metrics.workflow_seconds.observe(time.monotonic() - since)
@@ -172,6 +173,14 @@ class Dispatcher:
             batches=outcome.batches,
             attempts=outcome.attempts,
         )
+
+    async def released(self, workflow: Workflow) -> None:
+        """Return once the input offset of ``workflow`` may be committed: when its promise exists
+        (durable), or when it ended (local mode: nothing of it survives a crash before that)."""
+        # shield: a caller that stops waiting must not cancel the dispatcher's own futures
+        await asyncio.shield(workflow.created)
+        if self._mode.offset_waits_for_workflow:
+            await asyncio.shield(workflow.finished)
 
     async def drain(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for every workflow in flight; True if all ended."""

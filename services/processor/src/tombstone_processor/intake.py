@@ -31,7 +31,7 @@ from tombstone_common.logs import get_logger
 from tombstone_common.messages import InvalidRecord, SourcePosition, generation_of, parse_tombstone
 from tombstone_common.telemetry import Messaging, context_from_headers, kafka_attributes
 from tombstone_processor.dead_letters import DeadLetter, DeadLetters
-from tombstone_processor.dispatcher import Dispatcher, Workflow
+from tombstone_processor.dispatcher import Dispatcher
 from tombstone_processor.offsets import PartitionOffsets
 from tombstone_processor.settings import ProcessorSettings
 from tombstone_processor.state import IntakeMetrics, Partition
@@ -160,13 +160,7 @@ class Intake:
             return
         job = Job.received(tombstone, position, message.key(), message.value(), TraceContext.under(span), generation)
         workflow = self._dispatcher.admit(job)
-        self._settle_after(self._handed_off(workflow), offsets, position, span)
-
-    async def _handed_off(self, workflow: Workflow) -> None:
-        # shield: stopping this wait must not cancel the dispatcher's own futures
-        await asyncio.shield(workflow.created)
-        if not self._settings.durable:  # local mode: nothing survives a crash before completion
-            await asyncio.shield(workflow.finished)
+        self._settle_after(self._dispatcher.released(workflow), offsets, position, span)
 
     def _settle_after(
         self, work: Coroutine[None, None, None], offsets: PartitionOffsets, position: SourcePosition, span: Span

@@ -19,19 +19,18 @@ RESONATE_TOKEN again. The token itself is never written anywhere.
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from resonate.connections import HttpConnection
 from resonate.context import Context
-from resonate.error import ConnectorError, PlatformError
+from resonate.error import PlatformError
 from resonate.resonate import Resonate
 
 from tombstone_common.logs import get_logger
 from tombstone_processor.failures import is_transient, reason, retrying
+from tombstone_processor.sdk.connection import TOKEN_REFUSALS, TokenCheckedConnection, TokenRefused
 from tombstone_processor.workflow import sleep_until_deadline
 
 log = get_logger(__name__)
@@ -76,43 +75,6 @@ class ServerCheck:
         self.token_refused = status
         self.status = f"the Resonate server refused this processor's token ({status})"
         self.on_token_refused(status)
-
-
-#: What the server says about this processor's token, not about a request (resonate v0.9.8: 401
-#: for a missing or unverifiable token, 403 for a valid one whose claims do not cover the id).
-TOKEN_REFUSALS = {401: "Unauthorized", 403: "Forbidden"}
-#: A 4xx status as an answer's JSON spells it (the server writes no spaces; a proxy might): only
-#: answers that hold one are decoded here.
-_REFUSAL_MARKS = ('"status":40', '"status": 40')
-
-
-class TokenRefused(Exception):
-    def __init__(self, status: int) -> None:
-        super().__init__(f"the server refused this processor's token ({status} {TOKEN_REFUSALS[status]})")
-        self.status = status
-
-
-class TokenCheckedConnection(HttpConnection):
-    """The SDK's HTTP connection, which reports a 401 or 403 of the server to ``check`` and raises
-    it as a :class:`ConnectorError` (a failure of the way to the server, which callers retry until
-    the processor has stopped) instead of returning it (a refusal of the request, which would end
-    in the dead-letter topic)."""
-
-    def __init__(self, url: str, auth: str | None, check: ServerCheck) -> None:
-        super().__init__(url=url, auth=auth)
-        self._check = check
-
-    async def send(self, req: str, headers: dict[str, str] | None = None) -> str:
-        answer = await super().send(req, headers)
-        if any(mark in answer for mark in _REFUSAL_MARKS):  # a 4xx: rare, decoded only then
-            try:
-                status = json.loads(answer)["head"]["status"]
-            except (ValueError, TypeError, KeyError):
-                return answer  # the SDK reports what it cannot read
-            if status in TOKEN_REFUSALS:
-                self._check.refused_token(status)
-                raise ConnectorError(TokenRefused(status))
-        return answer
 
 
 #: How long the probe's sleep (PROBE_SLEEP) may take to end: the server settles expired promises

@@ -48,10 +48,6 @@ class ResonateSettings(BaseServiceSettings):
     )
     resonate_token: SecretStr | None = Field(None, description="Bearer token for the server.")
 
-    @property
-    def durable(self) -> bool:
-        return self.resonate_url is not None
-
 
 class AdminSettings(PipelineSettings, ResonateSettings):
     """``record-admin``: the broker and topics, the server, and the replay guard."""

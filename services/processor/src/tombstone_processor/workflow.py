@@ -30,6 +30,7 @@ from tombstone_processor.dead_letters import DeadLetter, DeadLetters
 from tombstone_processor.effects import Publisher
 from tombstone_processor.failures import is_transient, reason
 from tombstone_processor.ids import workflow_id
+from tombstone_processor.mode import LOCAL, Mode
 from tombstone_processor.refusals import StepRefusals
 from tombstone_processor.settings import SimulationSettings
 from tombstone_processor.simulation import BatchResult, SimulatedDeleter, Work
@@ -142,8 +143,7 @@ class WorkflowConfig:
     retry: RetryBackoff
     publish_retry: RetryBackoff  # transient publish failures; a refusal is not retried
     processor: str
-    offset_waits_for_workflow: bool = False  # local mode: the input offset settles at the end
-    deadline_sleeps: bool = False  # durable mode: the server settles deadline-only promises
+    mode: Mode = LOCAL
 
 
 @dataclass(frozen=True)
@@ -208,7 +208,7 @@ async def sleep_until_deadline(ctx: Context, duration: timedelta) -> object:
 async def cleanup_tombstone(ctx: Context, job: Job) -> Outcome:
     """Version 3: version 2, and a sleep resolved with a cancel request ends it as cancelled."""
     deps = ctx.get_dependency(Dependencies)
-    sleep = sleep_until_deadline if deps.config.deadline_sleeps else _sdk_sleep
+    sleep = sleep_until_deadline if deps.config.mode.deadline_sleeps else _sdk_sleep
     return await _ended(ctx, job, sleep, cancellable=True)
 
 
@@ -216,7 +216,7 @@ async def cleanup_tombstone_v2(ctx: Context, job: Job) -> Outcome:
     """Version 2, for workflows started before version 3: sleeps on a deadline-only promise
     (durable mode), cannot be cancelled."""
     deps = ctx.get_dependency(Dependencies)
-    sleep = sleep_until_deadline if deps.config.deadline_sleeps else _sdk_sleep
+    sleep = sleep_until_deadline if deps.config.mode.deadline_sleeps else _sdk_sleep
     return await _ended(ctx, job, sleep, cancellable=False)
 
 
@@ -353,7 +353,7 @@ async def dead_letter(ctx: Context, job: Job, why: str, error_class: str, batche
     with step_span(f"send {deps.dead_letters.topic}", job.trace, kind=SpanKind.PRODUCER,
                    **kafka_attributes("send", deps.dead_letters.topic, job.id)):
         await deps.dead_letters.write(
-            job.letter(why, error_class, attempts), holds_offset=deps.config.offset_waits_for_workflow
+            job.letter(why, error_class, attempts), holds_offset=deps.config.mode.offset_waits_for_workflow
         )
     _emit_workflow(job, ok=False, batches=batches, attempts=attempts)
 
