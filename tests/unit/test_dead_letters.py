@@ -205,7 +205,9 @@ def test_a_finished_workflow_is_forgotten_by_the_refusal_counts_and_the_deleter(
     refusals = StepRefusals(3, dead_letters_via(RecordingPublisher()))
     deleter.count_attempt("t", "t:1")
     refusals._counts["t"] = 1
-    Dependencies(None, deleter, None, None, refusals).forget("t")
+    from tests.unit.test_workflow import job
+
+    Dependencies(None, deleter, None, None, refusals).forget(job("t"))
     assert deleter._attempts == {} and refusals._counts == {}
 
 

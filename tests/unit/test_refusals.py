@@ -42,3 +42,17 @@ async def test_transient_failures_are_not_refusals():
     for error in (ServerError(503, "unavailable"), ServerError(429, "slow down"), TimeoutError()):
         await refusals.refused(job("t"), error)
     assert publisher.dead_letters == [] and promises.rejected == []
+
+
+async def test_the_rejected_promise_is_the_workflows_own_id():
+    """A dotted tombstone id in its second replay: the workflow's promise is ``a~db~g2``."""
+    import dataclasses
+
+    publisher, promises = RecordingPublisher(), RecordingPromises()
+    refusals = StepRefusals(1, dead_letters_via(publisher))
+    refusals.bind(promises)
+    await refusals.refused(dataclasses.replace(job("a.b"), generation=2), ServerError(400, "no"))
+    ((promise_id, _),) = promises.rejected
+    assert promise_id == "a~db~g2"
+    ((_, _, headers),) = publisher.dead_letters
+    assert headers[DeadLetterHeader.GENERATION] == b"2"

@@ -29,6 +29,9 @@ class StepRefused(Exception):
 class Refusable(Protocol):  # the workflow's Job, as far as refusals need it
     id: str
 
+    @property
+    def workflow_id(self) -> str: ...
+
     def letter(self, why: str, error_class: str, attempts: int | None = None) -> DeadLetter: ...
 
 
@@ -48,8 +51,8 @@ class StepRefusals:
     async def refused(self, job: Refusable, error: BaseException) -> None:
         if is_transient(error) or self._promises is None:
             return
-        self._counts[job.id] += 1
-        count = self._counts[job.id]
+        self._counts[job.workflow_id] += 1
+        count = self._counts[job.workflow_id]
         log.warning("the server refused a step of the workflow", id=job.id, refusal=count, error=reason(error))
         if count < self._limit:
             return
@@ -60,7 +63,7 @@ class StepRefusals:
         try:
             async for attempt in retrying(self._limit, "reject workflow", job.id):
                 with attempt:
-                    await promises.reject(job.id, Value(data=StepRefused(why)))
+                    await promises.reject(job.workflow_id, Value(data=StepRefused(why)))
         except Exception as exc:  # the tombstone is in the DLQ; the server keeps offering the task
             log.error("could not reject the workflow's promise", id=job.id, error=reason(exc))
-        self.forget(job.id)
+        self.forget(job.workflow_id)

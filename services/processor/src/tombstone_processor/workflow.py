@@ -156,10 +156,10 @@ class Dependencies:
     dead_letters: DeadLetters
     refusals: StepRefusals
 
-    def forget(self, tombstone_id: str) -> None:
+    def forget(self, job: Job) -> None:
         """The workflow ended: drop what was kept about it."""
-        self.deleter.forget(tombstone_id)
-        self.refusals.forget(tombstone_id)
+        self.deleter.forget(job.id)
+        self.refusals.forget(job.workflow_id)
 
 
 @dataclass
@@ -236,7 +236,7 @@ async def _ended(ctx: Context, job: Job, sleep: Sleep, cancellable: bool) -> Out
     except PlatformError as exc:  # the server refused a durable step: reported, then re-raised
         await deps.refusals.refused(job, exc.cause)
         raise
-    deps.forget(job.id)
+    deps.forget(job)
     return outcome
 
 
