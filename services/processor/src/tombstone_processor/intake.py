@@ -27,6 +27,7 @@ from confluent_kafka.aio import AIOConsumer
 from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 
+from tombstone_common.kafka import Headers
 from tombstone_common.logs import get_logger
 from tombstone_common.messages import InvalidRecord, SourcePosition, generation_of, parse_tombstone
 from tombstone_common.telemetry import Messaging, context_from_headers, kafka_attributes
@@ -149,10 +150,11 @@ class Intake:
         self.metrics.consumed += 1
         offsets.begin(message.offset())
         position = SourcePosition(topic=message.topic(), partition=message.partition(), offset=message.offset())
-        span = self._process_span(message, position)
+        headers = message.headers()  # a new list at each call
+        span = self._process_span(message, position, headers)
         generation = 0
         try:
-            generation = generation_of(message.headers())
+            generation = generation_of(headers)
             tombstone = parse_tombstone(message.key(), message.value(), self._settings.processor_max_record_bytes)
         except InvalidRecord as exc:
             span.set_status(Status(StatusCode.ERROR, exc.reason))
@@ -185,7 +187,7 @@ class Intake:
         if not task.cancelled() and task.exception() is not None:
             log.error("record not settled", error=repr(task.exception()))
 
-    def _process_span(self, message: Message, position: SourcePosition) -> Span:
+    def _process_span(self, message: Message, position: SourcePosition, headers: Headers | None) -> Span:
         key = message.key()
         attributes = kafka_attributes(
             "process",
@@ -197,7 +199,7 @@ class Intake:
                 Messaging.GROUP: self._settings.kafka_consumer_group,
             },
         )
-        return start_process_span(position.topic, context_from_headers(message.headers()), **attributes)
+        return start_process_span(position.topic, context_from_headers(headers), **attributes)
 
     async def _dead_letter(self, message: Message, position: SourcePosition, why: str, generation: int) -> None:
         log.warning("dead-lettering invalid record", reason=why, **position.model_dump())
