@@ -15,6 +15,8 @@ from tombstone_common.kafka import DeliveryFailed
 from tombstone_common.settings import TopicSettings
 from tombstone_processor.dead_letters import DeadLetterMetrics, DeadLetters
 from tombstone_processor.effects import Publisher
+from tombstone_processor.giving_up import GiveUpMetrics, GivingUp
+from tombstone_processor.mode import LOCAL, Mode
 from tombstone_processor.workflow import Outcome
 
 
@@ -250,3 +252,8 @@ class RefusingPublisher(RecordingPublisher):
 def dead_letters_via(publisher: Publisher) -> DeadLetters:
     """The real dead-letter writer over ``publisher``, with backoffs short enough for unit tests."""
     return DeadLetters(publisher, DeadLetterMetrics(), backoff_initial=0.001, backoff_max=0.01, log_every=0)
+
+
+def giving_up_via(publisher: Publisher, mode: Mode = LOCAL, metrics: GiveUpMetrics | None = None) -> GivingUp:
+    """Giving up as the processor does, its letters through :func:`dead_letters_via`."""
+    return GivingUp(dead_letters_via(publisher), mode, metrics or GiveUpMetrics())

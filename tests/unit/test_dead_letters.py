@@ -9,7 +9,7 @@ import pytest
 from confluent_kafka import KafkaError
 from resonate.error import PlatformError, ServerError
 
-from tests.unit.fakes import FakeConsumer, FakeResonate, RecordingPublisher, RefusingPublisher, dead_letters_via
+from tests.unit.fakes import FakeConsumer, FakeResonate, RecordingPublisher, RefusingPublisher, dead_letters_via, giving_up_via
 from tests.unit.test_intake import intake_running, until
 from tests.unit.test_workflow import job, make_settings, run
 from tombstone_common import kafka
@@ -18,7 +18,8 @@ from tombstone_common.messages import DeadLetterHeader, SourcePosition
 from tombstone_processor.dead_letters import DeadLetter
 from tombstone_processor.http import HealthServer
 from tombstone_processor.state import ProcessorState
-from tombstone_processor.workflow import Dependencies, RetryBackoff
+from tombstone_processor.retries import RetryBackoff
+from tombstone_processor.workflow import Dependencies
 
 
 @pytest.mark.parametrize("code,transient", [
@@ -78,7 +79,7 @@ async def test_an_invalid_record_whose_dead_letter_is_refused_holds_only_its_par
     consumer.add("b", partition=0)
     async with intake_running(FakeResonate(), consumer) as (state, intake, _, _):
         publisher = RefusingPublisher()
-        intake._dead_letters._publisher = publisher
+        intake._giving_up.dead_letters._publisher = publisher
         await until(lambda: state.intake.held == {("tombstones", 0)}, "partition 0 paused")
         await until(lambda: consumer.committed.get(0) == bad, "committed up to the refused record, not past it")
         assert 0 in consumer.paused_partitions and 1 not in consumer.paused_partitions
@@ -185,7 +186,7 @@ async def test_a_workflow_that_fails_in_local_mode_settles_its_offset_only_after
     offset = consumer.add("doomed")
     async with intake_running(resonate, consumer, resonate_url=None) as (state, intake, _, _):
         publisher = RefusingPublisher()
-        intake._dead_letters._publisher = publisher
+        intake._giving_up.dead_letters._publisher = publisher
         await until(lambda: state.started == 1, "started")
         resonate.results["doomed"].set_exception(RuntimeError("the workflow broke"))
         await until(lambda: publisher.refused >= 2, "its dead letter refused")
@@ -202,7 +203,7 @@ def test_a_finished_workflow_is_forgotten_by_the_refusal_counts_and_the_deleter(
     from tombstone_processor.simulation import SimulatedDeleter
 
     deleter = SimulatedDeleter(make_settings(tmp_path), "unit")
-    refusals = StepRefusals(3, dead_letters_via(RecordingPublisher()))
+    refusals = StepRefusals(3, giving_up_via(RecordingPublisher()))
     deleter.count_attempt("t", "t:1")
     refusals._counts["t"] = 1
     from tests.unit.test_workflow import job

@@ -12,7 +12,7 @@ import pytest
 from resonate.error import ServerError
 
 from tests.support.settings import FAKE_BACKENDS, processor_settings
-from tests.unit.fakes import FakeClock, FakeConsumer, FakeResonate, RecordingPublisher, dead_letters_via
+from tests.unit.fakes import FakeClock, FakeConsumer, FakeResonate, RecordingPublisher, giving_up_via
 from tombstone_common.messages import DeadLetterHeader
 from tombstone_processor.app import Processor
 from tombstone_processor.readiness import consumer_readiness
@@ -29,12 +29,12 @@ async def intake_running(resonate: FakeResonate, consumer: FakeConsumer, **overr
     config = processor_settings(preset=FAKE_BACKENDS, **overrides)
     state = ProcessorState()
     publisher = RecordingPublisher()
-    dead_letters = dead_letters_via(publisher)
-    dead_letters.metrics = state.dead_letters
+    giving_up = giving_up_via(publisher, Mode.of(config), state.giving_up)
+    giving_up.dead_letters.metrics = state.dead_letters
     dispatcher = Dispatcher(
-        resonate, state.workflows, dead_letters, config.processor_handoff_attempts, Mode.of(config), backoff_max=0.01
+        resonate, state.workflows, giving_up, config.processor_handoff_attempts, Mode.of(config), backoff_max=0.01
     )
-    intake = Intake(config, consumer, dispatcher, dead_letters, state.intake, clock=consumer.clock)
+    intake = Intake(config, consumer, dispatcher, giving_up, state.intake, clock=consumer.clock)
     stopping = asyncio.Event()
     task = asyncio.create_task(intake.run(stopping))
     try:

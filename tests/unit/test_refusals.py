@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from resonate.error import ServerError
 
-from tests.unit.fakes import RecordingPublisher, dead_letters_via
+from tests.unit.fakes import RecordingPublisher, giving_up_via
 from tests.unit.test_workflow import job
 from tombstone_common.messages import DeadLetterHeader
 from tombstone_processor.refusals import StepRefusals, StepRefused
@@ -20,7 +20,7 @@ class RecordingPromises:
 
 async def test_the_third_refusal_dead_letters_the_tombstone_and_rejects_its_workflow():
     publisher, promises = RecordingPublisher(), RecordingPromises()
-    refusals = StepRefusals(3, dead_letters_via(publisher))
+    refusals = StepRefusals(3, giving_up_via(publisher))
     refusals.bind(promises)
     refused = ServerError(400, "Promise ID must be prefixed by resonate:origin")
     for _ in range(2):
@@ -37,7 +37,7 @@ async def test_the_third_refusal_dead_letters_the_tombstone_and_rejects_its_work
 
 async def test_transient_failures_are_not_refusals():
     publisher, promises = RecordingPublisher(), RecordingPromises()
-    refusals = StepRefusals(1, dead_letters_via(publisher))
+    refusals = StepRefusals(1, giving_up_via(publisher))
     refusals.bind(promises)
     for error in (ServerError(503, "unavailable"), ServerError(429, "slow down"), TimeoutError()):
         await refusals.refused(job("t"), error)
@@ -49,7 +49,7 @@ async def test_the_rejected_promise_is_the_workflows_own_id():
     import dataclasses
 
     publisher, promises = RecordingPublisher(), RecordingPromises()
-    refusals = StepRefusals(1, dead_letters_via(publisher))
+    refusals = StepRefusals(1, giving_up_via(publisher))
     refusals.bind(promises)
     await refusals.refused(dataclasses.replace(job("a.b"), generation=2), ServerError(400, "no"))
     ((promise_id, _),) = promises.rejected

@@ -11,7 +11,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from confluent_kafka import KafkaError
 
-from tests.unit.fakes import dead_letters_via
+from tests.unit.fakes import giving_up_via
 from tombstone_common.kafka import DeliveryFailed
 from tests.unit.test_workflow import Recorder, job, make_settings
 from tombstone_common.telemetry import tracer
@@ -42,7 +42,7 @@ class FlakyRecorder(Recorder):
 
 
 async def run_under(settings, parent_span, publisher, tombstone_id):
-    resonate = build_resonate(settings, publisher, dead_letters_via(publisher))
+    resonate = build_resonate(settings, publisher, giving_up_via(publisher))
     work = job(tombstone_id, batches=2)
     work = type(work)(**{**work.__dict__, "trace": TraceContext.under(parent_span)})
     try:

@@ -6,10 +6,11 @@ import pytest
 
 from tombstone_processor.resonate_client import build_resonate
 from tests.support.settings import IN_PROCESS, processor_settings
-from tests.unit.fakes import RecordingPublisher as Recorder, dead_letters_via
+from tests.unit.fakes import RecordingPublisher as Recorder, giving_up_via
 from tombstone_processor.simulation import Work
 from tombstone_processor.tracing import TraceContext
-from tombstone_processor.workflow import Job, RetryBackoff, cleanup_tombstone
+from tombstone_processor.retries import RetryBackoff
+from tombstone_processor.workflow import Job, cleanup_tombstone
 
 
 def make_settings(tmp_path, **overrides):
@@ -38,7 +39,7 @@ async def run(settings, *jobs, recorder=None):
     """Run ``jobs`` through the real workflow in Resonate's in-process mode; the publisher is a
     fresh Recorder unless one is given."""
     recorder = recorder if recorder is not None else Recorder()
-    resonate = build_resonate(settings, recorder, dead_letters_via(recorder))
+    resonate = build_resonate(settings, recorder, giving_up_via(recorder))
     try:
         outcomes = [await resonate.run(j.id, cleanup_tombstone, j).result() for j in jobs]
     finally:

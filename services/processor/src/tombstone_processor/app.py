@@ -17,6 +17,7 @@ from tombstone_common.kafka import AsyncProducer, ClientErrors, consumer_config
 from tombstone_common.logs import get_logger
 from tombstone_common.settings import fail
 from tombstone_processor.dead_letters import DeadLetters
+from tombstone_processor.giving_up import GivingUp
 from tombstone_processor.dispatcher import Dispatcher
 from tombstone_processor.effects import Publisher
 from tombstone_processor.http import HealthServer
@@ -89,9 +90,10 @@ class Processor:
         producer = AsyncProducer(settings, error_cb=kafka_errors)
         publisher = Publisher(producer, settings)
         dead_letters = self._dead_letters = DeadLetters(publisher, self.state.dead_letters)
-        resonate = build_resonate(settings, publisher, dead_letters, self.state.deletions, server_check)
+        giving_up = GivingUp(dead_letters, self.mode, self.state.giving_up)
+        resonate = build_resonate(settings, publisher, giving_up, self.state.deletions, server_check)
         dispatcher = Dispatcher(
-            resonate, self.state.workflows, dead_letters, settings.processor_handoff_attempts, self.mode
+            resonate, self.state.workflows, giving_up, settings.processor_handoff_attempts, self.mode
         )
         intake: Intake | None = None
         consumer: AIOConsumer | None = None
@@ -114,7 +116,7 @@ class Processor:
                     },
                 )
             )
-            intake = Intake(settings, consumer, dispatcher, dead_letters, self.state.intake)
+            intake = Intake(settings, consumer, dispatcher, giving_up, self.state.intake)
             self._intake = intake
             log.info(
                 "processor starting",

@@ -12,7 +12,6 @@ fixes the topic, the next attempt goes through and everything resumes by itself.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import time
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from tombstone_common.messages import SourcePosition, dead_letter_headers
 from tombstone_common.telemetry import headers_from
 from tombstone_processor.effects import Publisher
 from tombstone_processor.failures import reason
+from tombstone_processor.retries import until_accepted
 
 log = get_logger(__name__)
 
@@ -98,41 +98,39 @@ class DeadLetters:
         partition) is the only way out without a write; the record is then redelivered."""
         token = next(self._tokens)
         source = f"{letter.source.topic}/{letter.source.partition}@{letter.source.offset}"
+        headers = [
+            *dead_letter_headers(letter.reason, letter.error_class, letter.source, letter.attempts, letter.generation),
+            *headers_from(),
+        ]
         logged_at: float | None = None
         try:
-            for attempt in itertools.count(1):
-                try:
-                    await self._publisher.dead_letter(
-                        letter.key,
-                        letter.value,
-                        [
-                            *dead_letter_headers(
-                                letter.reason, letter.error_class, letter.source, letter.attempts, letter.generation
-                            ),
-                            *headers_from(),
-                        ],
-                    )
-                except Exception as exc:  # every refusal is retried: giving up would lose the record
-                    stuck = self.metrics.stuck.setdefault(token, Stuck(letter, holds_offset))
-                    stuck.attempts, stuck.error = attempt, reason(exc)
-                    self.metrics.dead_letter_refusals += 1
-                    now = time.monotonic()
-                    if logged_at is None or now - logged_at >= self._log_every:
-                        logged_at = now
-                        log.error(
-                            "dead-letter refused; retrying until the broker accepts it",
-                            topic=self.topic,
-                            source=source,
-                            attempts=attempt,
-                            stuck_seconds=round(now - stuck.since, 1),
-                            partition_paused=holds_offset,
-                            error=stuck.error,
-                        )
-                    await asyncio.sleep(min(self._backoff_initial * 2 ** (attempt - 1), self._backoff_max))
-                    continue
-                if attempt > 1:
-                    log.warning("dead-letter accepted after being refused", topic=self.topic, source=source, attempts=attempt)
-                return
+            async for attempt in until_accepted(self._backoff_initial, self._backoff_max):
+                with attempt:
+                    try:
+                        await self._publisher.dead_letter(letter.key, letter.value, headers)
+                    except Exception as exc:  # every refusal is retried: giving up would lose the record
+                        number = attempt.retry_state.attempt_number
+                        stuck = self.metrics.stuck.setdefault(token, Stuck(letter, holds_offset))
+                        stuck.attempts, stuck.error = number, reason(exc)
+                        self.metrics.dead_letter_refusals += 1
+                        now = time.monotonic()
+                        if logged_at is None or now - logged_at >= self._log_every:
+                            logged_at = now
+                            log.error(
+                                "dead-letter refused; retrying until the broker accepts it",
+                                topic=self.topic,
+                                source=source,
+                                attempts=number,
+                                stuck_seconds=round(now - stuck.since, 1),
+                                partition_paused=holds_offset,
+                                error=stuck.error,
+                            )
+                        raise
+            if token in self.metrics.stuck:
+                log.warning(
+                    "dead-letter accepted after being refused", topic=self.topic, source=source,
+                    attempts=self.metrics.stuck[token].attempts + 1,
+                )
         finally:
             self.metrics.stuck.pop(token, None)
 

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from resonate.resonate import Resonate
 
 from tombstone_common.logs import get_logger
-from tombstone_processor.dead_letters import DeadLetters
-from tombstone_processor.failures import first_failed, reason, retrying
+from tombstone_processor.giving_up import GivingUp
+from tombstone_processor.failures import reason
+from tombstone_processor.retries import first_failed, retrying
 from tombstone_processor.mode import Mode
 from tombstone_processor.refusals import StepRefused
 from tombstone_processor.state import WorkflowMetrics
@@ -56,7 +57,7 @@ class Dispatcher:
         self,
         resonate: Resonate,
         metrics: WorkflowMetrics,
-        dead_letters: DeadLetters,
+        giving_up: GivingUp,
         refusals: int,
         mode: Mode,
         backoff_max: float = 5.0,
@@ -64,7 +65,7 @@ class Dispatcher:
         self._resonate = resonate
         self._starts = resonate.options(version=start_version())  # made once: options() copies the client
         self.metrics = metrics
-        self._dead_letters = dead_letters
+        self._giving_up = giving_up
         self._refusals = refusals
         self._mode = mode
         self._backoff_max = backoff_max
@@ -99,7 +100,7 @@ class Dispatcher:
             try:
                 handle = await self._hand_off(job)
             except Exception as exc:  # refused for good: the DLQ takes the tombstone
-                await self._refused(job, exc)
+                await self._giving_up.hand_off_refused(job, exc, self._refusals)
                 workflow.created.set_result(None)
                 workflow.finished.set_result(None)
                 return
@@ -134,13 +135,6 @@ class Dispatcher:
             await handle.id()
         return handle
 
-    async def _refused(self, job: Job, error: BaseException) -> None:
-        why = f"hand-off refused after {self._refusals} attempts: {reason(error)}"
-        log.error("workflow could not be started; dead-lettering the tombstone", id=job.id, error=why)
-        self.metrics.failed += 1
-        await self._dead_letters.write(job.letter(why, type(error).__name__, self._refusals), holds_offset=True)
-        self.metrics.dead_lettered += 1
-
     async def _follow(self, job: Job, result: Awaitable[Outcome], since: float) -> None:
         tombstone_id = job.id
         try:
@@ -148,16 +142,10 @@ class Dispatcher:
         except asyncio.CancelledError:
             raise
         except StepRefused as exc:  # given up on; its tombstone was dead-lettered
-            self.metrics.failed += 1
-            self.metrics.dead_lettered += 1
-            log.error("workflow refused by the server; tombstone dead-lettered", id=tombstone_id, error=str(exc))
+            self._giving_up.counted(tombstone_id, failed=True, why=str(exc))
             return
         except Exception as exc:  # rejected some other way (a timeout, a bug): the DLQ takes it
-            self.metrics.failed += 1
-            why = f"workflow failed: {reason(exc)}"
-            log.error("workflow failed; dead-lettering its tombstone", id=tombstone_id, error=why)
-            await self._dead_letters.write(job.letter(why, type(exc).__name__), holds_offset=self._mode.offset_waits_for_workflow)
-            self.metrics.dead_lettered += 1
+            await self._giving_up.workflow_failed(job, exc)
             return
         self.metrics.workflow_seconds.observe(time.monotonic() - since)
         if outcome.status == "processed":
@@ -165,7 +153,7 @@ class Dispatcher:
         elif outcome.status == "cancelled":
             self.metrics.cancelled += 1
         else:
-            self.metrics.dead_lettered += 1
+            self._giving_up.counted(tombstone_id, failed=False)
         log.info(
             "workflow finished",
             id=tombstone_id,

@@ -31,7 +31,7 @@ from tombstone_common.kafka import Headers
 from tombstone_common.logs import get_logger
 from tombstone_common.messages import InvalidRecord, SourcePosition, generation_of, parse_tombstone
 from tombstone_common.telemetry import Messaging, context_from_headers, kafka_attributes
-from tombstone_processor.dead_letters import DeadLetter, DeadLetters
+from tombstone_processor.giving_up import GivingUp
 from tombstone_processor.dispatcher import Dispatcher
 from tombstone_processor.offsets import PartitionOffsets
 from tombstone_processor.settings import ProcessorSettings
@@ -83,14 +83,14 @@ class Intake:
         settings: ProcessorSettings,
         consumer: AIOConsumer,
         dispatcher: Dispatcher,
-        dead_letters: DeadLetters,
+        giving_up: GivingUp,
         metrics: IntakeMetrics,
         clock: Clock | None = None,
     ) -> None:
         self._settings = settings
         self._consumer = consumer
         self._dispatcher = dispatcher
-        self._dead_letters = dead_letters
+        self._giving_up = giving_up
         self.metrics = metrics
         self._partitions: dict[Partition, PartitionOffsets] = {}
         # one task per record until its offset settled: hand-offs, and invalid records' DLQ writes
@@ -202,14 +202,11 @@ class Intake:
         return start_process_span(position.topic, context_from_headers(headers), **attributes)
 
     async def _dead_letter(self, message: Message, position: SourcePosition, why: str, generation: int) -> None:
-        log.warning("dead-lettering invalid record", reason=why, **position.model_dump())
-        self._dead_lettering += 1
+        self._dead_lettering += 1  # holds a slot while its letter is written
         try:
-            letter = DeadLetter(message.key(), message.value(), position, why, "InvalidRecord", generation=generation)
-            await self._dead_letters.write(letter, holds_offset=True)
+            await self._giving_up.invalid_record(message.key(), message.value(), position, why, generation)
         finally:
             self._dead_lettering -= 1
-        self.metrics.invalid += 1
 
     async def stop(self) -> None:
         """Drop what has not settled: those records stay uncommitted and come back."""
@@ -231,7 +228,7 @@ class Intake:
 
     async def _hold_stuck_partitions(self) -> None:
         """Pause the partitions whose dead letter the broker refuses; resume them once accepted."""
-        stuck = self._dead_letters.metrics.stuck_partitions() & self._partitions.keys()
+        stuck = self._giving_up.dead_letters.metrics.stuck_partitions() & self._partitions.keys()
         if stuck == self.metrics.held:
             return
         held, freed = stuck - self.metrics.held, self.metrics.held - stuck

@@ -16,8 +16,10 @@ from resonate.promises import Promises
 from resonate.types import Value
 
 from tombstone_common.logs import get_logger
-from tombstone_processor.dead_letters import DeadLetter, DeadLetters
-from tombstone_processor.failures import is_transient, reason, retrying
+from tombstone_processor.dead_letters import DeadLetter
+from tombstone_processor.giving_up import GivingUp
+from tombstone_processor.failures import is_transient, reason
+from tombstone_processor.retries import retrying
 
 log = get_logger(__name__)
 
@@ -36,9 +38,9 @@ class Refusable(Protocol):  # the workflow's Job, as far as refusals need it
 
 
 class StepRefusals:
-    def __init__(self, limit: int, dead_letters: DeadLetters) -> None:
+    def __init__(self, limit: int, giving_up: GivingUp) -> None:
         self._limit = limit
-        self._dead_letters = dead_letters
+        self._giving_up = giving_up
         self._promises: Promises | None = None
         self._counts: Counter[str] = Counter()
 
@@ -57,8 +59,7 @@ class StepRefusals:
         if count < self._limit:
             return
         why = f"the server refused a workflow step {count} times: {reason(error)}"
-        log.error("giving up on the workflow; dead-lettering its tombstone", id=job.id, error=why)
-        await self._dead_letters.write(job.letter(why, type(error).__name__, count), holds_offset=False)
+        await self._giving_up.steps_refused(job, why, error, count)
         promises = self._promises
         try:
             async for attempt in retrying(self._limit, "reject workflow", job.id):

@@ -12,7 +12,7 @@ from resonate.heartbeat import AsyncHeartbeat
 from resonate.resonate import Resonate
 
 from tombstone_common.logs import get_logger
-from tombstone_processor.dead_letters import DeadLetters
+from tombstone_processor.giving_up import GivingUp
 from tombstone_processor.effects import Publisher
 from tombstone_processor.mode import Mode
 from tombstone_processor.refusals import StepRefusals
@@ -23,7 +23,8 @@ from tombstone_processor.server_check import ServerCheck, server_check_probe
 from tombstone_processor.settings import ProcessorSettings
 from tombstone_processor.simulation import SimulatedDeleter
 from tombstone_processor.state import DeletionMetrics
-from tombstone_processor.workflow import Dependencies, RetryBackoff, WorkflowConfig, register_workflows
+from tombstone_processor.retries import RetryBackoff
+from tombstone_processor.workflow import Dependencies, WorkflowConfig, register_workflows
 
 log = get_logger(__name__)
 
@@ -33,7 +34,7 @@ LOCAL_TIMER_TICK_SECONDS = 0.1
 def build_resonate(
     settings: ProcessorSettings,
     publisher: Publisher,
-    dead_letters: DeadLetters,
+    giving_up: GivingUp,
     deletions: DeletionMetrics | None = None,
     server_check: ServerCheck | None = None,
 ) -> Resonate:
@@ -95,8 +96,8 @@ def build_resonate(
         mode=mode,
     )
     deleter = SimulatedDeleter(settings, settings.processor_name, deletions)
-    refusals = StepRefusals(settings.processor_handoff_attempts, dead_letters)
+    refusals = StepRefusals(settings.processor_handoff_attempts, giving_up)
     refusals.bind(resonate.promises)
-    resonate.with_dependency(Dependencies(config, deleter, publisher, dead_letters, refusals))
+    resonate.with_dependency(Dependencies(config, deleter, publisher, giving_up, refusals))
     # Started only now: the server may deliver resumed workflows the moment we connect.
     return resonate.start()

@@ -29,7 +29,8 @@ from resonate.error import PlatformError
 from resonate.resonate import Resonate
 
 from tombstone_common.logs import get_logger
-from tombstone_processor.failures import is_transient, reason, retrying
+from tombstone_processor.failures import is_transient, reason
+from tombstone_processor.retries import retrying
 from tombstone_processor.sdk.connection import TOKEN_REFUSALS, TokenCheckedConnection, TokenRefused
 from tombstone_processor.workflow import sleep_until_deadline
 

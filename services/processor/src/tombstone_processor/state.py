@@ -2,8 +2,9 @@
 
 Each part of the processor owns the counters it changes and is the only one that writes them:
 the intake (:class:`IntakeMetrics`), the dispatcher (:class:`WorkflowMetrics`), the simulated
-deletion (:class:`DeletionMetrics`) and the dead-letter writer (:class:`DeadLetterMetrics`).
-:class:`ProcessorState` is a read-only view over the four.
+deletion (:class:`DeletionMetrics`), the dead-letter writer (:class:`DeadLetterMetrics`) and
+giving up (:class:`~tombstone_processor.giving_up.GiveUpMetrics`). :class:`ProcessorState` is a
+read-only view over the five.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field, fields
 from prometheus_client import CollectorRegistry, Histogram
 
 from tombstone_processor.dead_letters import DeadLetterMetrics
+from tombstone_processor.giving_up import GiveUpMetrics
 
 Partition = tuple[str, int]
 
@@ -23,7 +25,6 @@ class IntakeMetrics:
     """Written by the intake only."""
 
     consumed: int = 0
-    invalid: int = 0
     commits: int = 0
     paused: bool = False
     pauses: int = 0
@@ -48,8 +49,6 @@ class WorkflowMetrics:
     duplicates: int = 0
     completed: int = 0
     cancelled: int = 0  # ended by record-admin cancel, with a processed record saying so
-    dead_lettered: int = 0
-    failed: int = 0
     handoff_retries: int = 0
     in_flight: int = 0
     max_in_flight_seen: int = 0
@@ -80,9 +79,10 @@ class ProcessorState:
         self.workflows = WorkflowMetrics(self.registry)
         self.deletions = DeletionMetrics()
         self.dead_letters = DeadLetterMetrics()
+        self.giving_up = GiveUpMetrics()
         self._owners = {
             f.name: part
-            for part in (self.intake, self.workflows, self.deletions, self.dead_letters)
+            for part in (self.intake, self.workflows, self.deletions, self.dead_letters, self.giving_up)
             for f in fields(part)
             if f.name != "registry"
         }

@@ -26,13 +26,14 @@ from resonate.resonate import Resonate
 
 from tombstone_common.messages import ProcessedRecord, SourcePosition, Tombstone, utc_now
 from tombstone_common.telemetry import headers_from, kafka_attributes
-from tombstone_processor.dead_letters import DeadLetter, DeadLetters
+from tombstone_processor.dead_letters import DeadLetter
+from tombstone_processor.giving_up import GivingUp
 from tombstone_processor.effects import Publisher
 from tombstone_processor.failures import is_transient, reason
 from tombstone_processor.ids import workflow_id
 from tombstone_processor.mode import LOCAL, Mode
 from tombstone_processor.refusals import StepRefusals
-from tombstone_processor.settings import SimulationSettings
+from tombstone_processor.retries import RetryBackoff
 from tombstone_processor.simulation import BatchResult, SimulatedDeleter, Work
 from tombstone_processor.tracing import TraceContext, emit_span, emit_workflow_span, step_span
 
@@ -106,38 +107,6 @@ class Outcome:
 
 
 @dataclass(frozen=True)
-class RetryBackoff:
-    """Exponential backoff for a failing step; ``attempts`` counts the first try."""
-
-    initial: float
-    maximum: float
-    attempts: int
-
-    @classmethod
-    def for_deletes(cls, settings: SimulationSettings) -> "RetryBackoff":
-        """The policy of ``delete_batch`` (DELETE_RETRY_* and DELETE_MAX_ATTEMPTS)."""
-        return cls(
-            initial=settings.delete_retry_initial_seconds,
-            maximum=settings.delete_retry_max_seconds,
-            attempts=settings.delete_max_attempts,
-        )
-
-    @classmethod
-    def lasting(cls, seconds: float, initial: float = 0.5, maximum: float = 30.0) -> "RetryBackoff":
-        """As many attempts as it takes for the delays between them to add up to ``seconds``."""
-        attempts, waited = 1, 0.0
-        while waited < seconds:
-            waited += min(initial * 2 ** (attempts - 1), maximum)
-            attempts += 1
-        return cls(initial=initial, maximum=maximum, attempts=attempts)
-
-    def next(self, attempt: int) -> float | None:
-        if attempt >= self.attempts:
-            return None
-        return min(self.initial * 2 ** (attempt - 1), self.maximum)
-
-
-@dataclass(frozen=True)
 class WorkflowConfig:
     batch_interval: timedelta
     retry: RetryBackoff
@@ -153,7 +122,7 @@ class Dependencies:
     config: WorkflowConfig
     deleter: SimulatedDeleter
     publisher: Publisher
-    dead_letters: DeadLetters
+    giving_up: GivingUp
     refusals: StepRefusals
 
     def forget(self, job: Job) -> None:
@@ -350,11 +319,9 @@ async def publish_processed(
 
 async def dead_letter(ctx: Context, job: Job, why: str, error_class: str, batches: int, attempts: int) -> None:
     deps = ctx.get_dependency(Dependencies)
-    with step_span(f"send {deps.dead_letters.topic}", job.trace, kind=SpanKind.PRODUCER,
-                   **kafka_attributes("send", deps.dead_letters.topic, job.id)):
-        await deps.dead_letters.write(
-            job.letter(why, error_class, attempts), holds_offset=deps.config.mode.offset_waits_for_workflow
-        )
+    topic = deps.giving_up.dead_letters.topic
+    with step_span(f"send {topic}", job.trace, kind=SpanKind.PRODUCER, **kafka_attributes("send", topic, job.id)):
+        await deps.giving_up.workflow_gave_up(job, why, error_class, attempts)
     _emit_workflow(job, ok=False, batches=batches, attempts=attempts)
 
 
