@@ -272,6 +272,33 @@ def in_a_processor(kube: Kube, script: str) -> list[dict]:
     return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
 
 
+def admin(kube: Kube, *args: str, timeout: float = 180) -> str:
+    """``record-admin ARGS`` in a processor's container, as docs/kubernetes.md shows it."""
+    running = sorted((p for p in processors(kube) if p.get("status", {}).get("phase") == "Running"),
+                     key=lambda p: not pod_ready(p))
+    if not running:
+        raise CommandFailed("no processor is running")
+    pod = running[0]["metadata"]["name"]
+    return kube.kubectl("exec", pod, "-c", "processor", "--", "record-admin", *args, timeout=timeout)
+
+
+# Produces the tombstones given as JSON objects in argv[1], with the pipeline's own settings.
+PRODUCE_TOMBSTONES = """
+import json, sys
+from confluent_kafka import Producer
+from tombstone_common.kafka import producer_config
+from tombstone_common.messages import Tombstone
+from tombstone_common.settings import PipelineSettings, load_settings
+settings = load_settings(PipelineSettings)
+producer = Producer(producer_config(settings))
+for fields in json.loads(sys.argv[1]):
+    tombstone = Tombstone(**fields)
+    producer.produce(settings.topic_tombstones, key=tombstone.id.encode(), value=tombstone.to_value())
+assert producer.flush(30) == 0
+print(json.dumps({"produced": len(json.loads(sys.argv[1]))}))
+"""
+
+
 def read_processed(kube: Kube) -> list[dict]:
     return in_a_processor(kube, READ_PROCESSED)
 

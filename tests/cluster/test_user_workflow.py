@@ -16,6 +16,8 @@ import yaml
 
 from tests.cluster.kube import (
     CLUSTER_CONFIG,
+    PRODUCE_TOMBSTONES,
+    admin,
     Kube,
     component_name,
     delete_ledger,
@@ -262,6 +264,35 @@ def test_one_trace_per_tombstone_and_no_finished_batch_runs_twice(release, scena
         assert verdict.unexplained_redos == [], "only a step in flight at a kill may run again"
         assert two_pods > 0, "a resumed workflow's trace holds spans from two pods"
 
+
+
+def test_record_admin_replays_a_dead_letter_and_cancels_a_sleeping_workflow(release):
+    """Day two in a processor pod (docs/kubernetes.md): a poison tombstone's dead letter replayed
+    runs again (its generation 1 is dead-lettered in turn); a long one is cancelled mid-sleep."""
+    kube, _, durable, _ = release
+    tag = str(int(time.time()))
+    poison, long = f"admin-{tag}-poison", f"admin-{tag}-long"
+    tombstones = [{"id": poison, "batches": 2, "error_rate": 1.0}, {"id": long, "batches": 1000}]
+    kube.kubectl("exec", processors(kube)[0]["metadata"]["name"], "-c", "processor", "--",
+                 "python", "-c", PRODUCE_TOMBSTONES, json.dumps(tombstones))
+
+    def generations() -> list[int]:
+        return [json.loads(line)["generation"] for line in admin(kube, "dlq", "list", "--prefix", poison, "--json").splitlines()]
+
+    wait_for(lambda: generations() == [0], 180, "the poison tombstone dead-lettered", every=3)
+    replayed = admin(kube, "dlq", "replay", "--prefix", poison)
+    print(replayed)
+    assert "replayed 1 tombstones" in replayed
+    wait_for(lambda: generations() == [0, 1], 180, "its replay ran, and was dead-lettered as generation 1", every=3)
+
+    if not durable:
+        return  # cancel needs the Resonate server: local mode keeps workflows inside one processor
+    wait_for(lambda: json.loads(admin(kube, "status", long, "--json"))["workflows"][-1]["sleeping_until"],
+             120, "the long tombstone asleep between batches", every=2)
+    print(admin(kube, "cancel", long))
+    records = wait_for(lambda: [r for r in read_processed(kube) if r["key"] == long] or None, 120,
+                       "the cancelled workflow's processed record", every=3)
+    assert [r["value"]["status"] for r in records] == ["cancelled"]
 
 
 def test_helm_uninstall_removes_every_workload(release):

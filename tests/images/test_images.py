@@ -30,6 +30,13 @@ def sh(image: str, script: str, **kwargs):
     return run_image(image, args=["sh", "-c", script], network_host=False, **kwargs)
 
 
+def test_the_processor_image_carries_record_admin(images) -> None:
+    """docs/kubernetes.md runs the day-two commands in a processor pod."""
+    result = run_image(images["processor"], args=["record-admin", "dlq", "replay", "--help"], network_host=False)
+    assert result.returncode == 0, result.stderr
+    assert "--dry-run" in result.stdout
+
+
 @pytest.mark.parametrize("service", list(SERVICES))
 def test_help_runs_as_non_root(images, service: str) -> None:
     result = run_image(images[service], args=[SERVICES[service], "--help"], network_host=False)
