@@ -39,12 +39,12 @@ from tombstone_processor.workflow import Dependencies
 def test_kafka_errors_are_classified_by_their_code_not_by_the_retriable_flag(code, transient):
     error = KafkaError(code)  # as in a delivery report: retriable() is False for all of them
     assert not error.retriable()
-    assert kafka.is_transient(error) is transient
+    assert kafka.kafka_error_passes(error) is transient
     assert ("transient" if transient else "permanent") in kafka.describe(error)
 
 
 def test_a_fatal_error_is_permanent_whatever_its_code():
-    assert not kafka.is_transient(KafkaError(KafkaError._MSG_TIMED_OUT, fatal=True))
+    assert not kafka.kafka_error_passes(KafkaError(KafkaError._MSG_TIMED_OUT, fatal=True))
 
 
 def letter(offset: int = 8) -> DeadLetter:

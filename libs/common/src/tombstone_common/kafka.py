@@ -17,16 +17,16 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
 
+from tombstone_common.messages import Headers
 from tombstone_common.settings import KafkaSettings
 
-Headers = Sequence[tuple[str, bytes]]
 
 
 # librdkafka's own log lines go through Python logging (same format as ours), not raw stderr.
@@ -81,7 +81,7 @@ PERMANENT_CODES = frozenset({
 })
 
 
-def is_transient(error: KafkaError) -> bool:
+def kafka_error_passes(error: KafkaError) -> bool:
     """Classify by error code, not by ``error.retriable()``: librdkafka does not set that flag on
     delivery reports, so a delivery that timed out during a broker restart would look permanent.
     A fatal error is permanent, and so is a code in ``PERMANENT_CODES``; any other is transient
@@ -94,12 +94,12 @@ def is_transient(error: KafkaError) -> bool:
 
 def describe(error: KafkaError) -> str:
     """``MSG_SIZE_TOO_LARGE (permanent): Broker: Message size too large`` — for logs and probes."""
-    return f"{error.name()} ({'transient' if is_transient(error) else 'permanent'}): {error.str()}"
+    return f"{error.name()} ({'transient' if kafka_error_passes(error) else 'permanent'}): {error.str()}"
 
 
 class DeliveryFailed(KafkaException):
     """The broker did not take a record; ``error`` is librdkafka's :class:`KafkaError`
-    (:func:`is_transient` tells a broker that is away from one that refuses)."""
+    (:func:`kafka_error_passes` tells a broker that is away from one that refuses)."""
 
     @property
     def error(self) -> KafkaError:

@@ -86,8 +86,11 @@ GENERATION_HEADER = "tombstone.generation"
 REPLAYED_FROM_HEADER = "tombstone.replayed-from"
 MAX_GENERATION = 1000
 
+#: A record's headers, as confluent-kafka gives them (a value may be None) and takes them.
+Headers = Sequence[tuple[str, bytes | None]]
 
-def generation_of(headers: Sequence[tuple[str, bytes | None]] | None) -> int:
+
+def generation_of(headers: Headers | None) -> int:
     """The generation a ``tombstones`` record asks for, or :class:`InvalidRecord`."""
     for name, value in headers or ():
         if name == GENERATION_HEADER:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextvars
 import os
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 from opentelemetry import context as otel_context
@@ -25,6 +25,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace import NonRecordingSpan, SpanContext
+
+from tombstone_common.messages import Headers
 
 _provider: TracerProvider | None = None
 _preset_span_id: contextvars.ContextVar[int | None] = contextvars.ContextVar("preset_span_id", default=None)
@@ -104,7 +106,6 @@ def span_with_id(span_id: int) -> Iterator[None]:
 
 # ── carrying context in Kafka headers and in durable arguments ──────────────
 
-Headers = Sequence[tuple[str, bytes | None]]
 
 
 def headers_from(context: otel_context.Context | None = None) -> list[tuple[str, bytes]]:

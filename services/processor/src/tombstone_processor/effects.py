@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tombstone_common.kafka import AsyncProducer, Headers
+from tombstone_common.kafka import AsyncProducer
+from tombstone_common.messages import Headers
 from tombstone_common.messages import ProcessedRecord
 from tombstone_common.settings import TopicSettings
 

@@ -16,11 +16,11 @@ RETRY_LATER = {408, 425, 429}
 
 def is_transient(error: BaseException) -> bool:
     """Connection errors, timeouts, 5xx/429 from the server, Kafka errors that pass by themselves
-    (classified by code: :func:`tombstone_common.kafka.is_transient`)."""
+    (classified by code: :func:`tombstone_common.kafka.kafka_error_passes`)."""
     if isinstance(error, ServerError):
         return error.code >= 500 or error.code in RETRY_LATER
     if isinstance(error, KafkaException):
-        return bool(error.args) and kafka.is_transient(error.args[0])
+        return bool(error.args) and kafka.kafka_error_passes(error.args[0])
     # StoppedError: a durable op skipped because an earlier one failed (or the SDK is stopping)
     return isinstance(
         error, ConnectorError | StoppedError | TimeoutError | asyncio.TimeoutError | aiohttp.ClientError | OSError

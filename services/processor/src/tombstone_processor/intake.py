@@ -27,9 +27,8 @@ from confluent_kafka.aio import AIOConsumer
 from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 
-from tombstone_common.kafka import Headers
 from tombstone_common.logs import get_logger
-from tombstone_common.messages import InvalidRecord, SourcePosition, generation_of, parse_tombstone
+from tombstone_common.messages import Headers, InvalidRecord, SourcePosition, generation_of, parse_tombstone
 from tombstone_common.telemetry import Messaging, context_from_headers, kafka_attributes
 from tombstone_processor.giving_up import GivingUp
 from tombstone_processor.dispatcher import Dispatcher
