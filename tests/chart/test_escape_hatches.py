@@ -7,17 +7,8 @@ import json
 
 import pytest
 
-from tests.chart.manifests import (
-    RenderError,
-    Workload,
-    find,
-    main_container,
-    one,
-    render,
-    schema_problems,
-    workload,
-    workloads,
-)
+from tests.chart.manifests import RenderError, Workload, find, main_container, one, render
+from tests.chart.manifests import schema_problems, workload, workloads
 from tests.chart.test_render import SCHEMA_VERSIONS
 
 # values key -> the component label of its workload ("full" renders every one of them)

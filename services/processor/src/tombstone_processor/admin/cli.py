@@ -153,11 +153,11 @@ def dlq_list(
 
 @dlq_app.command("replay", epilog=CONFIGURATION_HELP)
 def dlq_replay(
+    replay_all: Annotated[bool, typer.Option("--all", help="Every letter (without a filter, --all is required).")] = False,
     error_class: ClassOption = None,
     prefix: PrefixOption = None,
     since: SinceOption = None,
     until: UntilOption = None,
-    replay_all: Annotated[bool, typer.Option("--all", help="Every letter (without a filter, --all is required).")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be replayed, and do nothing.")] = False,
     max_replays: Annotated[int | None, typer.Option(min=0, help="Loop guard; default DLQ_MAX_REPLAYS.")] = None,
 ) -> None:
