@@ -27,6 +27,7 @@ from tests.chart.manifests import (
     workloads,
 )
 from tombstone_common.settings import PipelineSettings
+from tombstone_processor.mode import DURABLE, LOCAL, Mode
 from tombstone_processor.settings import ProcessorSettings
 from tombstone_topic_init.topics import TopicInitSettings
 
@@ -164,7 +165,7 @@ def test_rendered_env_is_valid_configuration(docs, monkeypatch) -> None:
                 m.setenv(name, value)
             settings = SETTINGS[command](_env_file=None)
             if command == "record-processor":
-                assert settings.durable, "processor would run in local mode"
+                assert Mode.of(settings) is DURABLE, "processor would run in local mode"
 
 
 def test_topics_are_the_same_everywhere(docs) -> None:
@@ -232,7 +233,7 @@ def test_local_mode_is_an_explicit_choice_that_leaves_resonate_url_unset(monkeyp
     for name, value in env_values(processor).items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("RESONATE_URL", raising=False)
-    assert not SETTINGS["record-processor"](_env_file=None).durable
+    assert Mode.of(SETTINGS["record-processor"](_env_file=None)) is LOCAL
 
 
 def test_resonate_token_comes_from_the_auth_secret() -> None:
