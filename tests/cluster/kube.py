@@ -177,11 +177,12 @@ def require_cluster() -> None:
 
 
 @contextmanager
-def namespace_with_broker(prefix: str, broker: list[dict] | None = None) -> Iterator[Kube]:
-    """A namespace of its own with the broker stand-in (k8s/cluster/kafka.yaml, or ``broker``:
-    its documents changed), deleted afterwards with the release in it and its volumes."""
+def namespace_with_broker(prefix: str, broker: list[dict] | None = None, namespace: str | None = None) -> Iterator[Kube]:
+    """A namespace of its own (``namespace``, or a new name from ``prefix``) with the broker
+    stand-in (k8s/cluster/kafka.yaml, or ``broker``: its documents changed), deleted afterwards
+    with the release in it and its volumes."""
     require_cluster()
-    kube = Kube(f"{prefix}-{uuid.uuid4().hex[:6]}")
+    kube = Kube(namespace or f"{prefix}-{uuid.uuid4().hex[:6]}")
     kube.run("kubectl", "create", "namespace", kube.namespace)
     try:
         if broker is None:

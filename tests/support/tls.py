@@ -71,9 +71,10 @@ class CertificateAuthority:
         """The CA certificate alone: what a client's ``KAFKA_SSL_CA_LOCATION`` points at."""
         return self.folder / f"{self.name}-ca.pem"
 
-    def server(self, name: str = "broker") -> Issued:
-        """A server certificate for the loopback broker (SAN: localhost and 127.0.0.1)."""
-        sans = [x509.DNSName(n) for n in LOOPBACK_NAMES] + [
+    def server(self, name: str = "broker", dns_names: tuple[str, ...] = ()) -> Issued:
+        """A server certificate for the loopback broker (SAN: localhost and 127.0.0.1), and for
+        ``dns_names`` (a broker in a cluster)."""
+        sans = [x509.DNSName(n) for n in (*LOOPBACK_NAMES, *dns_names)] + [
             x509.IPAddress(ipaddress.ip_address(a)) for a in LOOPBACK_ADDRESSES
         ]
         return self._issue(name, ExtendedKeyUsageOID.SERVER_AUTH, sans=sans)

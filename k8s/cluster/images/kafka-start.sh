@@ -44,15 +44,39 @@ else
   COPIES=$(( REPLICAS < 3 ? REPLICAS : 3 ))
 fi
 IN_SYNC=$(( COPIES > 1 ? COPIES - 1 : 1 ))
+# KAFKA_TLS_DIR (ca.crt, tls.crt with its chain, tls.key in PKCS#8; tests/cluster/test_secured.py),
+# one broker only: clients get mutual TLS on PORT instead of plaintext, and the broker keeps a
+# plaintext listener for itself on loopback.
+pem() { awk '{printf "%s\\n", $0}' "$1"; }  # a PEM file as one properties line
+if [ -n "${KAFKA_TLS_DIR:-}" ]; then
+  [ "$REPLICAS" -eq 1 ] || { echo "KAFKA_TLS_DIR: one broker only" >&2; exit 2; }
+  LISTENERS="SSL://:$PORT,INTERNAL://127.0.0.1:9095,$CONTROLLER_LISTENER"
+  ADVERTISED_LISTENERS="SSL://$ADVERTISED:$PORT,INTERNAL://127.0.0.1:9095"
+  INTER_BROKER=INTERNAL
+  PROTOCOLS="SSL:SSL,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT"
+  TLS="ssl.keystore.type=PEM
+ssl.keystore.certificate.chain=$(pem "$KAFKA_TLS_DIR/tls.crt")
+ssl.keystore.key=$(pem "$KAFKA_TLS_DIR/tls.key")
+ssl.truststore.type=PEM
+ssl.truststore.certificates=$(pem "$KAFKA_TLS_DIR/ca.crt")
+ssl.client.auth=required"
+else
+  LISTENERS="PLAINTEXT://:$PORT,$CONTROLLER_LISTENER"
+  ADVERTISED_LISTENERS="PLAINTEXT://$ADVERTISED:$PORT"
+  INTER_BROKER=PLAINTEXT
+  PROTOCOLS="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+  TLS=""
+fi
 cat > /data/server.properties <<PROPS
 process.roles=broker,controller
 node.id=$NODE_ID
 $QUORUM
-listeners=PLAINTEXT://:$PORT,$CONTROLLER_LISTENER
-advertised.listeners=PLAINTEXT://$ADVERTISED:$PORT
+listeners=$LISTENERS
+advertised.listeners=$ADVERTISED_LISTENERS
 controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=$INTER_BROKER
+listener.security.protocol.map=$PROTOCOLS
+$TLS
 log.dirs=/data/logs
 num.partitions=1
 default.replication.factor=$COPIES
