@@ -99,7 +99,7 @@ def test_the_charts_clients_over_mutual_tls_and_with_a_token(tmp_path):
         # The broker requires the client certificate: without it, one line and exit 2.
         refused = kube.run("kubectl", "exec", pod["metadata"]["name"], "-c", "processor", "--", "env",
                            "-u", "KAFKA_SSL_CERTIFICATE_LOCATION", "-u", "KAFKA_SSL_KEY_LOCATION",
-                           "setup-topics", timeout=120, check=False)
+                           "record-admin", "dlq", "list", timeout=120, check=False)
         print(refused.stderr)
         assert refused.returncode == 2, refused.stderr
         errors = [line for line in refused.stderr.splitlines() if line.startswith("error:")]

@@ -151,6 +151,7 @@ COMMANDS = {
     "setup-topics": ["setup-topics"],
     "record-producer": ["record-producer", "-n", "3"],
     "record-processor": ["record-processor"],
+    "record-admin": ["record-admin", "dlq", "list"],
 }
 
 

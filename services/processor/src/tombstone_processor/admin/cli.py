@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
-from tombstone_common.kafka import BrokerUnavailable
+from tombstone_common.kafka import BrokerUnavailable, KafkaAccessError
 from tombstone_common.settings import CONFIGURATION_HELP, fail, load_settings
 from tombstone_processor.admin import letters as dlq
 from tombstone_processor.admin import story as stories
@@ -72,7 +72,7 @@ def _reachable(settings: AdminSettings) -> Iterator[None]:
     """A broker or server that is not there, or a missing topic: one line, exit 2."""
     try:
         yield
-    except BrokerUnavailable as exc:
+    except (BrokerUnavailable, KafkaAccessError) as exc:  # away, or refusing this client (TLS, SASL)
         fail(str(exc))
     except TopicMissing as exc:
         fail(f"{exc} (run setup-topics)")

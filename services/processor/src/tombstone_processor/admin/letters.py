@@ -19,7 +19,7 @@ from datetime import datetime
 
 from confluent_kafka import KafkaError, Producer
 
-from tombstone_common.kafka import describe, producer_config
+from tombstone_common.kafka import create_client, describe, producer_config
 from tombstone_common.messages import (
     GENERATION_HEADER,
     REPLAYED_FROM_HEADER,
@@ -170,7 +170,7 @@ def replay(
     """Put each letter's original key and value back on the tombstones topic, as its next
     generation; returns once the broker acknowledged (or refused) every one."""
     report = ReplayReport()
-    producer = Producer(producer_config(settings, log_level=3))
+    producer = create_client(Producer, producer_config(settings, log_level=3))
 
     def delivered(error: KafkaError | None, _message: object, letter: Letter) -> None:
         if error is None:

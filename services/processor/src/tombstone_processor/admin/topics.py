@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 
-from tombstone_common.kafka import BrokerUnavailable, consumer_config, wait_for_broker
+from tombstone_common.kafka import BrokerUnavailable, consumer_config, create_client, wait_for_broker
 from tombstone_common.settings import KafkaSettings
 
 #: How long a command waits for the broker before it says it is not there.
@@ -70,7 +70,7 @@ def read_topic(
     metadata = admin.list_topics(topic, timeout=BROKER_WAIT_SECONDS).topics.get(topic)
     if metadata is None or metadata.error is not None:
         raise TopicMissing(f"topic {topic} does not exist on {settings.kafka_bootstrap_servers}")
-    consumer = Consumer(consumer_config(settings, f"record-admin-{uuid.uuid4().hex}", log_level=3))
+    consumer = create_client(Consumer, consumer_config(settings, f"record-admin-{uuid.uuid4().hex}", log_level=3))
     try:
         ends: dict[int, int] = {}
         starts: dict[int, int] = {}
