@@ -104,3 +104,14 @@ def test_the_charts_clients_over_mutual_tls_and_with_a_token(tmp_path):
         assert refused.returncode == 2, refused.stderr
         errors = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
         assert len(errors) == 1 and errors[0].startswith("error: kafka:"), refused.stderr
+
+        if issuer is not None:
+            # The server requires the token: a processor with a wrong one stops at its start
+            # check, with one line and exit 2 (it joins no consumer group before that check).
+            wrong = kube.run("kubectl", "exec", pod["metadata"]["name"], "-c", "processor", "--", "env",
+                             f"RESONATE_TOKEN={TokenIssuer.new(tmp_path / 'other').token(role='admin')}",
+                             "PROCESSOR_HTTP_PORT=0", "record-processor", timeout=120, check=False)
+            print(wrong.stderr[-2000:])
+            assert wrong.returncode == 2, wrong.stderr[-2000:]
+            assert wrong.stderr.strip().splitlines()[-1].startswith("error: the Resonate server at"), wrong.stderr[-2000:]
+
