@@ -168,6 +168,36 @@ async def test_cancel_stops_a_sleeping_workflow_which_publishes_cancelled(kafka,
     assert [p["status"] for p in ended["processed"]] == ["cancelled"]
 
 
+async def test_cancel_skips_a_sleep_past_its_deadline_that_the_server_has_not_settled_yet(
+    kafka, names, uid, tmp_path, resonate_store
+):
+    """The server settles expired promises on a timer (1 s by default, 3 s here): until then an
+    expired sleep still looks pending, and resolving it settles it as timed out instead, so the
+    workflow deletes on. Cancel notices, and lands on a later sleep: the workflow ends cancelled."""
+    from devstack.resonate import ResonateServer
+
+    server = ResonateServer.on_free_ports(
+        tmp_path / "server", timer_poll_ms=3000, postgres=resonate_store, postgres_database=f"slow_timers_{uid}"
+    )
+    server.start()
+    try:
+        create_topics(kafka.bootstrap, names, partitions=1)
+        mode = {"resonate_url": server.url}
+        env = admin_env(kafka, names, mode)
+        tombstone = Tombstone(id=f"{uid}-busy", batches=1000)
+        settings = processor_settings(kafka.bootstrap, names, tmp_path, delete_batch_interval_seconds=0.2, **mode)
+        async with running_processor(settings) as processor:
+            await in_thread(send_tombstones, kafka.bootstrap, names, [tombstone])
+            await in_thread(wait_until, lambda: successful_batches(settings)[(tombstone.id, 2)] == 1, 60, "two batches")
+            result = await in_thread(admin, env, "cancel", tombstone.id)
+            assert result.returncode == 0, result.stdout + result.stderr
+            (record,) = await in_thread(processed, kafka, names, 1)
+            assert (record["id"], record["status"]) == (tombstone.id, "cancelled")
+            await in_thread(wait_until, lambda: processor.state.cancelled == 1, 30, "the processor saw it end")
+    finally:
+        server.stop()
+
+
 def test_status_of_an_unknown_id_says_so(kafka, names, uid, tmp_path):
     create_topics(kafka.bootstrap, names, partitions=1)
     result = admin(admin_env(kafka, names, {}), "status", f"{uid}-nothing")

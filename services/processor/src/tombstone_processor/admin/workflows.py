@@ -129,7 +129,9 @@ async def inspect(resonate: Resonate, workflow: str, generation: int) -> Workflo
             state.batches += 1
             state.attempts += int(value["attempts"])
         elif child.state == "pending" and child.tags.get(EXTERNAL_TAG) == "true":
-            state.sleeping_until, state.sleep_id = _time(child.timeout_at), child.id
+            # the latest sleep: the server settles an expired one within a second or so
+            if state.sleeping_until is None or _time(child.timeout_at) > state.sleeping_until:
+                state.sleeping_until, state.sleep_id = _time(child.timeout_at), child.id
         elif child.state == "pending" and child.tags.get("resonate:scope") == "local":
             state.deleting = True
     return state
@@ -190,12 +192,15 @@ async def cancel(
     while True:
         if latest.sleep_id is not None:
             try:
-                await resonate.promises.resolve(latest.sleep_id, request)
+                settled = await resonate.promises.resolve(latest.sleep_id, request)
             except Exception as exc:  # noqa: BLE001: settled meanwhile (its deadline passed): look again
                 if _status(exc) is None:
                     raise _unavailable(exc) from None
             else:
-                return Cancelled(latest, time.monotonic() - started)
+                # A sleep past its deadline that the server had not settled yet is settled as
+                # timed out instead: the workflow deletes on, so look for its next sleep.
+                if settled.state == "resolved":
+                    return Cancelled(latest, time.monotonic() - started)
         if time.monotonic() - started >= wait_seconds:
             raise CannotCancel(
                 f"the workflow of tombstone {tombstone_id} did not reach a sleep within {wait_seconds:.0f}s "
