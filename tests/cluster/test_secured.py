@@ -113,5 +113,7 @@ def test_the_charts_clients_over_mutual_tls_and_with_a_token(tmp_path):
                              "PROCESSOR_HTTP_PORT=0", "record-processor", timeout=120, check=False)
             print(wrong.stderr[-2000:])
             assert wrong.returncode == 2, wrong.stderr[-2000:]
-            assert wrong.stderr.strip().splitlines()[-1].startswith("error: the Resonate server at"), wrong.stderr[-2000:]
+            errors = [line for line in wrong.stderr.splitlines() if line.startswith("error:")]
+            assert len(errors) == 1 and errors[0].startswith("error: the Resonate server at"), wrong.stderr[-2000:]
+            assert "token" in errors[0]
 
