@@ -129,14 +129,19 @@ async def test_the_loop_guard_keeps_a_letter_whose_cause_remains(kafka, names, u
     assert len(await in_thread(read_all, kafka.bootstrap, names["TOPIC_TOMBSTONES"])) == 2
 
 
+def cancel_setup(kafka, names, tmp_path, server_url: str, sleep_seconds: float):
+    """The topics, record-admin's environment and a processor's settings against ``server_url``."""
+    create_topics(kafka.bootstrap, names, partitions=1)
+    mode = {"resonate_url": server_url}
+    settings = processor_settings(kafka.bootstrap, names, tmp_path, delete_batch_interval_seconds=sleep_seconds, **mode)
+    return admin_env(kafka, names, mode), settings
+
+
 async def test_cancel_stops_a_sleeping_workflow_which_publishes_cancelled(kafka, names, uid, tmp_path, resonate_server):
     """Mid-sleep: cancel wakes the workflow, which publishes processed as cancelled after the one
     batch it did; cancelling it again, or an unknown id, changes nothing (exit 1)."""
-    create_topics(kafka.bootstrap, names, partitions=1)
-    mode = {"resonate_url": resonate_server.url}
-    env = admin_env(kafka, names, mode)
     tombstone = Tombstone(id=f"{uid}.sleepy", batches=5)
-    settings = processor_settings(kafka.bootstrap, names, tmp_path, delete_batch_interval_seconds=600, **mode)
+    env, settings = cancel_setup(kafka, names, tmp_path, resonate_server.url, sleep_seconds=600)
     async with running_processor(settings) as processor:
         await in_thread(send_tombstones, kafka.bootstrap, names, [tombstone])
 
@@ -181,11 +186,8 @@ async def test_cancel_skips_a_sleep_past_its_deadline_that_the_server_has_not_se
     )
     server.start()
     try:
-        create_topics(kafka.bootstrap, names, partitions=1)
-        mode = {"resonate_url": server.url}
-        env = admin_env(kafka, names, mode)
         tombstone = Tombstone(id=f"{uid}-busy", batches=1000)
-        settings = processor_settings(kafka.bootstrap, names, tmp_path, delete_batch_interval_seconds=0.2, **mode)
+        env, settings = cancel_setup(kafka, names, tmp_path, server.url, sleep_seconds=0.2)
         async with running_processor(settings) as processor:
             await in_thread(send_tombstones, kafka.bootstrap, names, [tombstone])
             await in_thread(wait_until, lambda: successful_batches(settings)[(tombstone.id, 2)] == 1, 60, "two batches")
