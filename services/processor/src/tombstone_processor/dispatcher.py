@@ -142,7 +142,7 @@ class Dispatcher:
         except asyncio.CancelledError:
             raise
         except StepRefused as exc:  # given up on; its tombstone was dead-lettered
-            self._giving_up.counted(tombstone_id, failed=True, why=str(exc))
+            self._giving_up.was_given_up_on(tombstone_id, str(exc))
             return
         except Exception as exc:  # rejected some other way (a timeout, a bug): the DLQ takes it
             await self._giving_up.workflow_failed(job, exc)
@@ -153,7 +153,7 @@ class Dispatcher:
         elif outcome.status == "cancelled":
             self.metrics.cancelled += 1
         else:
-            self._giving_up.counted(tombstone_id, failed=False)
+            self._giving_up.gave_up()
         log.info(
             "workflow finished",
             id=tombstone_id,

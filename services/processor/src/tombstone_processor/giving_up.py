@@ -79,7 +79,7 @@ class GivingUp:
 
     async def workflow_gave_up(self, job: Letterable, why: str, error_class: str, attempts: int) -> None:
         """The workflow's own ``dead_letter`` step (its deletion or publish failed for good);
-        counted where the workflow is followed (:meth:`counted`)."""
+        counted where the workflow is followed (:meth:`gave_up`)."""
         await self.dead_letters.write(
             job.letter(why, error_class, attempts), holds_offset=self._mode.offset_waits_for_workflow
         )
@@ -89,10 +89,12 @@ class GivingUp:
         log.error("giving up on the workflow; dead-lettering its tombstone", id=job.id, error=why)
         await self.dead_letters.write(job.letter(why, type(error).__name__, count), holds_offset=False)
 
-    def counted(self, tombstone_id: str, failed: bool, why: str | None = None) -> None:
-        """A followed workflow ended with its tombstone dead-lettered by the workflow itself
-        (``failed``: given up on after refused steps)."""
-        if failed:
-            self.metrics.failed += 1
-            log.error("workflow refused by the server; tombstone dead-lettered", id=tombstone_id, error=why)
+    def gave_up(self) -> None:
+        """A followed workflow ended with its tombstone dead-lettered by its own step."""
         self.metrics.dead_lettered += 1
+
+    def was_given_up_on(self, tombstone_id: str, why: str) -> None:
+        """A followed workflow was rejected after refused steps (:meth:`steps_refused`)."""
+        self.metrics.failed += 1
+        self.metrics.dead_lettered += 1
+        log.error("workflow refused by the server; tombstone dead-lettered", id=tombstone_id, error=why)

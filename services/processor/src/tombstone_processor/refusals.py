@@ -16,8 +16,7 @@ from resonate.promises import Promises
 from resonate.types import Value
 
 from tombstone_common.logs import get_logger
-from tombstone_processor.dead_letters import DeadLetter
-from tombstone_processor.giving_up import GivingUp
+from tombstone_processor.giving_up import GivingUp, Letterable
 from tombstone_processor.failures import is_transient, reason
 from tombstone_processor.retries import retrying
 
@@ -28,13 +27,9 @@ class StepRefused(Exception):
     """The rejection of a workflow given up on; its tombstone is in the dead-letter topic."""
 
 
-class Refusable(Protocol):  # the workflow's Job, as far as refusals need it
-    id: str
-
+class Refusable(Letterable, Protocol):  # the workflow's Job, as far as refusals need it
     @property
     def workflow_id(self) -> str: ...
-
-    def letter(self, why: str, error_class: str, attempts: int | None = None) -> DeadLetter: ...
 
 
 class StepRefusals:

@@ -244,11 +244,8 @@ async def _cleanup(ctx: Context, job: Job, sleep: Sleep, cancellable: bool) -> O
                     break
         if give_up is None:
             try:
-                publish = ctx.options(retry_policy=config.publish_retry)
-                refused = await (
-                    publish.run(publish_processed, job, batches, attempts)
-                    if status == "processed"  # the arguments of versions 1 and 2, which replay them
-                    else publish.run(publish_processed, job, batches, attempts, status)
+                refused = await ctx.options(retry_policy=config.publish_retry).run(
+                    publish_processed, job, batches, attempts, status
                 )
             except Exception as exc:  # transient failures outlasted the publish retries
                 give_up = GiveUp(f"publish failed after {config.publish_retry.attempts} attempts: {exc}", "PublishFailed")

@@ -213,7 +213,7 @@ def status(
     sleep deadline, its processed or dead-letter record, and its trace id."""
     settings = _settings()
     with _reachable(settings), _bar("reading the topics") as progress:
-        story = stories.read_records(settings, tombstone_id, lambda _topic, read, total: progress(read, total))
+        story = stories.read_records(settings, tombstone_id, progress)
     if settings.resonate_url is not None:
         story.workflows = _on_server(
             settings, lambda resonate: workflows.generations(resonate, tombstone_id, story.known_generation)

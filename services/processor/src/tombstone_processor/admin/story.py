@@ -13,7 +13,7 @@ from tombstone_processor.admin.letters import Letter
 from tombstone_processor.admin.topics import Record, read_topic
 from tombstone_processor.admin.workflows import WorkflowState
 
-Progress = Callable[[str, int, int], None]
+Progress = Callable[[int, int], None]  # records read, of how many (each topic in turn)
 
 
 @dataclass(frozen=True)
@@ -58,8 +58,7 @@ def read_records(settings: PipelineSettings, tombstone_id: str, progress: Progre
     story = Story(tombstone_id)
 
     def matching(topic: str) -> list[Record]:
-        report = (lambda read, total: progress(topic, read, total)) if progress else None
-        return [record for record in read_topic(settings, topic, report) if record.key == key]
+        return [record for record in read_topic(settings, topic, progress) if record.key == key]
 
     for record in matching(settings.topic_tombstones):
         generation = record.header(GENERATION_HEADER)
