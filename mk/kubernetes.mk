@@ -94,5 +94,5 @@ cluster-status: ## What runs of the cluster, and its nodes
 cluster-e2e: ## cluster-up, the user's workflow on it (tests/cluster), cluster-down
 	@HELM="$(HELM)" $(MAKE) --no-print-directory cluster-up
 	@status=0; HELM="$(HELM)" $(VENV)/pytest tests/cluster -m "cluster$(if $(filter 1,$(CLUSTER_KEDA)),, and not keda)" \
-	  -p no:cacheprovider -s --timeout 1800 || status=$$?; \
+	  -p no:cacheprovider -s --timeout 1800 --durations=30 || status=$$?; \
 	  $(CLUSTER) down; exit $$status
