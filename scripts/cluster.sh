@@ -458,16 +458,17 @@ up() {
 
 # --- images ----------------------------------------------------------------------------------
 
-import_image() {  # image name: into every node's containerd (saved once)
-  local tar; tar=$(mktemp -p "$STATE" image.XXXXXX.tar)
-  docker save -o "$tar" "$1" || die "saving $1 failed"
+import_images() {  # image names: into every node's containerd, saved once in one archive (the
+  # layers they share, the base image's, are in it once)
+  local tar; tar=$(mktemp -p "$STATE" images.XXXXXX.tar)
+  docker save -o "$tar" "$@" || die "saving $* failed"
   local name pids=() failed=0 pid
   while read -r name; do  # into the nodes side by side
     node_ctr "$name" images import "$tar" >/dev/null & pids+=($!)
   done < "$STATE/nodes"
   for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
   rm -f "$tar"
-  ((failed == 0)) || die "importing $1 into the nodes failed"
+  ((failed == 0)) || die "importing $* into the nodes failed"
 }
 
 stand_in() {  # name, Dockerfile in k8s/cluster/images, context dir
@@ -487,7 +488,7 @@ images_pause() {
   local ctx; ctx=$(mktemp -d); cp "$BIN/pause" "$ctx/"
   stand_in pause pause.Dockerfile "$ctx"
   rm -rf "$ctx"
-  import_image "$image"
+  import_images "$image"
 }
 
 resonate_binary() {
@@ -517,8 +518,9 @@ images() {
   else
     log "no Resonate server binary (PATH or RESONATE_SERVER_BIN): no server image; the processors will run in LOCAL mode"
   fi
-  local name t=$SECONDS
-  for name in "${wanted[@]}"; do import_image "${IMAGE_PREFIX}$name:$IMAGE_TAG"; done
+  local name t=$SECONDS refs=()
+  for name in "${wanted[@]}"; do refs+=("${IMAGE_PREFIX}$name:$IMAGE_TAG"); done
+  import_images "${refs[@]}"
   log "imported ${wanted[*]} into $(wc -l < "$STATE/nodes") node(s) in $((SECONDS - t))s"
 }
 
@@ -540,8 +542,7 @@ addons() {  # kube-network-policies on every node, metrics-server (k8s/cluster/a
   ctx=$(mktemp -d); cp "$BIN/local-path-provisioner" "$ctx/"
   stand_in local-path local-path.Dockerfile "$ctx"
   rm -rf "$ctx"
-  local name
-  for name in netpol metrics-server local-path; do import_image "${IMAGE_PREFIX}$name:$IMAGE_TAG"; done
+  import_images "${IMAGE_PREFIX}netpol:$IMAGE_TAG" "${IMAGE_PREFIX}metrics-server:$IMAGE_TAG" "${IMAGE_PREFIX}local-path:$IMAGE_TAG"
   api apply -f "$CONFIG/addons/" >/dev/null
   storage
   wait_for "kube-network-policies on every node" 180 api -n kube-system rollout status daemonset/kube-network-policies --timeout=5s
@@ -553,8 +554,7 @@ addons() {  # kube-network-policies on every node, metrics-server (k8s/cluster/a
 keda() {  # KEDA's operator and metrics API server (k8s/cluster/keda), from tools/keda
   static_image keda "$BIN/keda"
   static_image keda-adapter "$BIN/keda-adapter"
-  local name
-  for name in keda keda-adapter; do import_image "${IMAGE_PREFIX}$name:$IMAGE_TAG"; done
+  import_images "${IMAGE_PREFIX}keda:$IMAGE_TAG" "${IMAGE_PREFIX}keda-adapter:$IMAGE_TAG"
   local upstream; upstream=$(go_env go list -C "$ROOT/tools/keda" -m -f '{{.Dir}}' github.com/kedacore/keda/v2) \
     || die "the KEDA module is not in the module cache (scripts/cluster.sh build)"
   mkdir -p "$STATE/keda"
