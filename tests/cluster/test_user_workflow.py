@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -231,11 +232,13 @@ def test_one_trace_per_tombstone_and_no_finished_batch_runs_twice(release, scena
 
     # Every tombstone's trace reaches Jaeger, from the producer's span on; the processors export
     # theirs in batches, so a complete trace may lag its `processed` record by a few seconds.
-    traces = {}
-    for tombstone_id, record in first.items():
-        trace_id = record["traceparent"].split("-")[1]
-        traces[tombstone_id] = wait_for(lambda: has_span(jaeger_trace(kube, jaeger, trace_id), "send tombstones"),
-                                        60, f"trace of {tombstone_id}", every=0.5)
+    # (fetched side by side: one kubectl call each, some hundreds of them)
+    def trace_of(tombstone_id: str) -> dict:
+        trace_id = first[tombstone_id]["traceparent"].split("-")[1]
+        return wait_for(lambda: has_span(jaeger_trace(kube, jaeger, trace_id), "send tombstones"),
+                        60, f"trace of {tombstone_id}", every=0.5)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        traces = dict(zip(first, pool.map(trace_of, first)))
     def incomplete():
         for tombstone_id in [t for t, trace in traces.items() if not has_span(trace, "send processed")]:
             traces[tombstone_id] = jaeger_trace(kube, jaeger, first[tombstone_id]["traceparent"].split("-")[1])
