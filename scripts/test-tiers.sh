@@ -4,7 +4,8 @@
 # ("integration,durable,e2e"): the lanes run side by side, the tiers of one lane one after the
 # other. Every tier starts what it needs on free ports (its own broker and server), so lanes do
 # not collide. The first lane prints as it goes; the others write .cache/test-logs/<tier>.log,
-# printed whole at the end. Exit 1 when any tier failed, or collected no test (pytest's exit 5).
+# printed whole at the end; each tier lists its ten slowest tests. Exit 1 when any tier failed,
+# or collected no test (pytest's exit 5).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PYTEST=${PYTEST:-.venv/bin/pytest}
@@ -18,9 +19,9 @@ run_tier() {  # tier, streamed (1) or logged (0)
   started=$(date +%s)
   if [[ $streamed == 1 ]]; then
     echo "== tier $tier: pytest tests/$tier"
-    "$PYTEST" "tests/$tier" -p no:cacheprovider; rc=$?
+    "$PYTEST" "tests/$tier" -p no:cacheprovider --durations=10; rc=$?
   else
-    "$PYTEST" "tests/$tier" -p no:cacheprovider >"$logs/$tier.log" 2>&1; rc=$?
+    "$PYTEST" "tests/$tier" -p no:cacheprovider --durations=10 >"$logs/$tier.log" 2>&1; rc=$?
   fi
   echo "$rc $(( $(date +%s) - started ))" >"$results/$tier"
   [[ $streamed == 1 ]] && echo "== tier $tier: exit $rc in $(( $(date +%s) - started ))s"
