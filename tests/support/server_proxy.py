@@ -84,9 +84,13 @@ class ServerProxy:
 
     async def _listen(self) -> None:
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
+        self._stream_open = asyncio.Event()  # set while a push stream is open
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
+        # A client that closes its connection cancels its handler, which closes the upstream one:
+        # the server sees the close at once, as it does without a proxy (a push stream the client
+        # gave up on must not stay registered on the server, taking the messages meant for it).
+        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
 
@@ -98,13 +102,15 @@ class ServerProxy:
         await self._session.close()
         await self._runner.cleanup()
 
-    def vanish_streams(self) -> int:
+    def vanish_streams(self, deadline: float = 10.0) -> int:
         """The push streams open now vanish: the server's side is closed, as when the server goes
         with its node; the processor's stays open and hears nothing more, as through a link that
-        went down (no FIN, no RST). Streams opened afterwards pass. Returns how many were open."""
-        return asyncio.run_coroutine_threadsafe(self._vanish(), self._loop).result(10)
+        went down (no FIN, no RST). Streams opened afterwards pass. When none is open (a client
+        between two streams), waits up to ``deadline`` for the next. Returns how many vanished."""
+        return asyncio.run_coroutine_threadsafe(self._vanish(deadline), self._loop).result(deadline + 10)
 
-    async def _vanish(self) -> int:  # on the proxy's loop, beside the streams it ends
+    async def _vanish(self, deadline: float) -> int:  # on the proxy's loop, beside the streams it ends
+        await asyncio.wait_for(self._stream_open.wait(), deadline)
         self._vanished_before = self.streams
         for upstream in self._upstreams.values():
             upstream.close()
@@ -163,6 +169,7 @@ class ServerProxy:
             await response.prepare(request)
             if push:
                 self._upstreams[number] = upstream
+                self._stream_open.set()
             try:
                 async for chunk in upstream.content.iter_any():
                     await response.write(chunk)
@@ -172,6 +179,8 @@ class ServerProxy:
             finally:
                 if push:
                     self._upstreams.pop(number, None)
+                    if not self._upstreams:
+                        self._stream_open.clear()
         if push and number < self._vanished_before:
             self.seen[("stream", "vanished")] += 1
             await asyncio.Event().wait()  # silent until the client gives up (or the proxy stops)
