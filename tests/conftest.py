@@ -138,6 +138,17 @@ def resonate_server(tmp_path_factory, request) -> ResonateServer:
         server.stop()
 
 
+def own_resonate_server(home: Path, store: PostgresServer | None, **options) -> ResonateServer:
+    """A Resonate server of a test's own (not started yet) with ``options`` (``auth``,
+    ``timer_poll_ms``, …), on the session's store (``resonate_store``: a database of its own on
+    PostgreSQL); skips the test when there is no server binary."""
+    if server_binary() is None:
+        pytest.skip(NO_SERVER)
+    return ResonateServer.on_free_ports(
+        home, postgres=store, postgres_database=f"resonate_{uuid.uuid4().hex[:12]}", **options
+    )
+
+
 @pytest.fixture(params=["local", "durable"])
 def mode(request) -> dict[str, str]:
     """Run a test in Resonate's in-process local mode and against a real Resonate server."""

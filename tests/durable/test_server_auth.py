@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import subprocess
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
@@ -15,14 +14,14 @@ from types import SimpleNamespace
 import pytest
 
 from devstack.procs import http_get, wait_until
-from devstack.resonate import ResonateServer, server_binary
+from devstack.resonate import ResonateServer
 from harness.kafka import read_all, read_until
 from harness.processes import BIN, ProcessorProcess, clean_environ
 from harness.topics import as_fields, create_topics, send_tombstones
-from tests.conftest import NO_SERVER
+from tests.conftest import own_resonate_server
 from tests.support.jwt import TokenIssuer
 from tests.support.pipeline import committed
-from tests.support.processes import durable_env
+from tests.support.processes import durable_env, the_error_line
 from tombstone_common.messages import Tombstone
 from tombstone_processor.settings import ProcessorSettings
 
@@ -35,12 +34,7 @@ REFUSED_EXIT_SECONDS = 45
 
 
 def auth_server(home: Path, issuer: TokenIssuer, request) -> ResonateServer:
-    if server_binary() is None:
-        pytest.skip(NO_SERVER)
-    store = request.getfixturevalue("resonate_store")
-    return ResonateServer.on_free_ports(
-        home, postgres=store, postgres_database=f"resonate_{uuid.uuid4().hex[:12]}", auth=issuer.server_auth()
-    )
+    return own_resonate_server(home, request.getfixturevalue("resonate_store"), auth=issuer.server_auth())
 
 
 @pytest.fixture(scope="module")
@@ -74,13 +68,6 @@ def run(command: list[str], env: dict[str, str], cwd: Path, timeout: float = 120
         [str(BIN / command[0]), *command[1:]],
         env={**clean_environ(), **env}, cwd=cwd, capture_output=True, text=True, timeout=timeout,
     )
-
-
-def the_error_line(output: str) -> str:
-    """The one ``error:`` line, which must be the last line."""
-    errors = [line for line in output.splitlines() if line.startswith("error:")]
-    assert errors == [output.strip().splitlines()[-1]], f"one error line, and the last:\n{output[-3000:]}"
-    return errors[0]
 
 
 def assert_secret(token: str, **texts: str | bytes) -> None:

@@ -15,6 +15,7 @@ from devstack.procs import free_port, wait_until
 from harness.kafka import committed_offsets, read_all, read_until
 from harness.processes import BIN, clean_environ
 from harness.topics import create_topics, send_tombstones
+from tests.conftest import own_resonate_server
 from tests.support.pipeline import processor_settings, running_processor, successful_batches
 from tombstone_common.messages import GENERATION_HEADER, Tombstone
 
@@ -179,11 +180,7 @@ async def test_cancel_skips_a_sleep_past_its_deadline_that_the_server_has_not_se
     """The server settles expired promises on a timer (1 s by default, 3 s here): until then an
     expired sleep still looks pending, and resolving it settles it as timed out instead, so the
     workflow deletes on. Cancel notices, and lands on a later sleep: the workflow ends cancelled."""
-    from devstack.resonate import ResonateServer
-
-    server = ResonateServer.on_free_ports(
-        tmp_path / "server", timer_poll_ms=3000, postgres=resonate_store, postgres_database=f"slow_timers_{uid}"
-    )
+    server = own_resonate_server(tmp_path / "server", resonate_store, timer_poll_ms=3000)
     server.start()
     try:
         tombstone = Tombstone(id=f"{uid}-busy", batches=1000)
