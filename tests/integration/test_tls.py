@@ -23,6 +23,7 @@ from harness.kafka import read_until
 from harness.processes import BIN, ProcessorProcess, clean_environ
 from tests.conftest import CACHE
 from tests.support.pipeline import processor_settings
+from tests.support.processes import the_error_line
 from tests.support.tls import CertificateAuthority, Issued
 from tombstone_processor.app import Processor
 from tombstone_processor.readiness import readiness_checks
@@ -169,10 +170,8 @@ def refused_env(tls_broker: TlsBroker, refusal: Refusal, names: dict[str, str]) 
 
 def assert_ends_with_one_clear_line(result: subprocess.CompletedProcess, expected: str) -> None:
     assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert lines, "nothing on stderr"
-    assert lines[-1].startswith(f"error: kafka: {expected}"), lines[-1]
-    assert [line for line in lines if line.startswith("error:")] == [lines[-1]], result.stderr
+    line = the_error_line(result.stderr)
+    assert line.startswith(f"error: kafka: {expected}"), line
     assert "Traceback" not in result.stderr
 
 

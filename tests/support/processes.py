@@ -1,4 +1,5 @@
-"""Processor processes in the durable-mode and end-to-end tests: their environments, and their end."""
+"""Processor processes in the durable-mode and end-to-end tests: their environments, their end,
+and the one line a command that gives up prints."""
 
 from __future__ import annotations
 
@@ -35,3 +36,15 @@ def terminating(*processors: ProcessorProcess) -> Iterator[None]:
         statuses = {processor.name: processor.terminate() for processor in processors}
     unclean = {name: status for name, status in statuses.items() if status != 0}
     assert not unclean, f"exit status after SIGTERM (None: killed after the timeout): {unclean}"
+
+
+def the_error_line(output: str, last: bool = True) -> str:
+    """The one ``error:`` line of a command's output; the last line unless ``last`` is False (as
+    through ``kubectl exec``, which adds its own line after it)."""
+    lines = output.strip().splitlines()
+    errors = [line for line in lines if line.startswith("error:")]
+    if last:
+        assert lines and errors == [lines[-1]], f"one error line, and the last:\n{output[-3000:]}"
+    else:
+        assert len(errors) == 1, f"one error line:\n{output[-3000:]}"
+    return errors[0]
