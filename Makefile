@@ -43,9 +43,8 @@ topics: setup ## Create the topics on the local stack (after `make up`)
 
 # Every tier, as its own pytest session (a failure names its tier), in two lanes side by side,
 # each tier on ports, a broker and a server of its own: integration, durable (mostly waiting out
-# leases and outages) and images; e2e, unit and chart. (In .ci/run at 3fdcbc6 the tiers took
-# 353 s integration, 344 s durable, 37 s images; 511 s e2e, 10 s unit, 68 s chart; since then
-# integration and durable lost about 60 s and 55 s of waiting, and images moved to even the lanes.)
+# leases and outages) and images; e2e, unit and chart. The lanes take about as long as each other
+# (each tier prints its slowest tests: rebalance them from there).
 TEST_LANES ?= integration,durable,images e2e,unit,chart
 .PHONY: test
 test: setup test-tools ## Every tier below (starts its own broker; Resonate tests need a server binary)
